@@ -1,10 +1,26 @@
-"""semsearch: answer new questions with known answers by semantic search."""
+"""semsearch: answer new questions with known answers by semantic search.
+
+Heavy parts (torch, transformers, FAISS) load on first use, so `semsearch --help`
+and `import semsearch` stay fast.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-from semsearch.config import EncoderConfig
-from semsearch.encoders import Encoder, load_encoder
+_LAZY = {
+    "EncoderConfig": "semsearch.config",
+    "Encoder": "semsearch.encoders",
+    "load_encoder": "semsearch.encoders",
+}
 
 __all__ = ["Encoder", "EncoderConfig", "__version__", "load_encoder"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'semsearch' has no attribute {name!r}")

@@ -7,10 +7,11 @@ is refused with the valid choices before any model is loaded.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from semsearch.errors import ConfigError
 
@@ -47,7 +48,7 @@ def parse_layers(value: str | int | list[int] | tuple[int, ...]) -> tuple[int, .
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    """What builds sentence vectors. `kind` picks the encoder; pooling and layers apply to raw BERT."""
+    """What builds sentence vectors: `kind` picks the encoder; pooling and layers are raw BERT's."""
 
     kind: str = "sentence-transformer"
     model: str = DEFAULT_MODEL

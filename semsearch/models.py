@@ -38,17 +38,14 @@ def _packaged_folder(name: str) -> Path | None:
 
 
 def _hub_folder(name: str) -> Path:
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError:  # pragma: no cover - transformers depends on it
-        snapshot_download = None
-    if snapshot_download is not None:
-        for local_only in (True, os.environ.get("HF_HUB_OFFLINE", "") in ("", "0")):
-            try:
-                return Path(snapshot_download(name, local_files_only=local_only))
-            except Exception:  # noqa: BLE001 - any hub failure means "not available"
-                if not local_only:
-                    break
+    from huggingface_hub import snapshot_download  # transformers depends on it
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    for local_only in (True,) if offline else (True, False):  # the local cache first
+        try:
+            return Path(snapshot_download(name, local_files_only=local_only))
+        except Exception:
+            continue
     raise ModelNotFoundError(
         f"model {name!r} not found: it is not a local folder, no package "
         f"'{package_for(name)}' is installed, and the hub could not provide it. "

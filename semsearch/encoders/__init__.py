@@ -1,4 +1,4 @@
-"""Encoders turn texts into L2-normalised float32 vectors; `load_encoder` builds one from a config."""
+"""Encoders turn texts into L2-normalised float32 vectors; `load_encoder` builds one."""
 
 from __future__ import annotations
 

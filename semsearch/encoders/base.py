@@ -62,7 +62,9 @@ def check_texts(texts: Sequence[str]) -> list[str]:
     return texts
 
 
-def pad_batch(rows: Sequence[dict[str, list[int]]], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
+def pad_batch(
+    rows: Sequence[dict[str, list[int]]], pad_id: int, device: torch.device
+) -> dict[str, torch.Tensor]:
     """Right-pad token rows into tensors; attention_mask marks the real tokens."""
     width = max(len(row["input_ids"]) for row in rows)
     batch: dict[str, torch.Tensor] = {}
@@ -71,7 +73,9 @@ def pad_batch(rows: Sequence[dict[str, list[int]]], pad_id: int, device: torch.d
             padded = [row[key] + [fill] * (width - len(row[key])) for row in rows]
             batch[key] = torch.tensor(padded, dtype=torch.long, device=device)
     lengths = torch.tensor([len(row["input_ids"]) for row in rows], device=device)
-    batch["attention_mask"] = (torch.arange(width, device=device)[None, :] < lengths[:, None]).long()
+    batch["attention_mask"] = (
+        torch.arange(width, device=device)[None, :] < lengths[:, None]
+    ).long()
     return batch
 
 
@@ -88,7 +92,8 @@ class Encoder(ABC):
         self.max_seq_length = config.max_seq_length or model_max
         if self.max_seq_length > model_max:
             raise ConfigError(
-                f"max_seq_length {self.max_seq_length} exceeds the model's limit of {model_max} tokens"
+                f"max_seq_length {self.max_seq_length} exceeds the model's limit "
+                f"of {model_max} tokens"
             )
         self.truncated = 0
         self.report_truncation = True
@@ -131,7 +136,9 @@ class Encoder(ABC):
             "dim": self.dim,
         }
 
-    def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[dict[str, list[int]]]:
+    def tokenize(
+        self, texts: Sequence[str], pairs: Sequence[str] | None = None
+    ) -> list[dict[str, list[int]]]:
         """Word-piece ids per text (with [CLS]/[SEP]), truncated to max_seq_length.
 
         Sets `self.truncated` to how many inputs did not fit.
@@ -179,9 +186,16 @@ class Encoder(ABC):
         if show_progress is None:
             show_progress = sys.stderr.isatty() and len(texts) > batch_size
         pad_id = self.tokenizer.pad_token_id or 0
-        with torch.inference_mode(), tqdm(
-            total=len(texts), disable=not show_progress, unit="text", desc="encoding", file=sys.stderr
-        ) as progress:
+        with (
+            torch.inference_mode(),
+            tqdm(
+                total=len(texts),
+                disable=not show_progress,
+                unit="text",
+                desc="encoding",
+                file=sys.stderr,
+            ) as progress,
+        ):
             for start in range(0, len(texts), batch_size):
                 chosen = order[start : start + batch_size]
                 batch = pad_batch([rows[i] for i in chosen], pad_id, self.device)

@@ -80,6 +80,8 @@ class BertEncoder(Encoder):
             tokens,
             batch["attention_mask"],
             config.pooling,
-            special_tokens_mask=batch.get("special_tokens_mask") if config.skip_special_tokens else None,
+            special_tokens_mask=batch.get("special_tokens_mask")
+            if config.skip_special_tokens
+            else None,
             pooler_output=getattr(output, "pooler_output", None) if self.has_pooler else None,
         )

@@ -39,10 +39,14 @@ def combine_layers(
         return torch.stack(chosen).sum(dim=0)
     if combine == "mean":
         return torch.stack(chosen).mean(dim=0)
-    raise ConfigError(f"unknown layer combination {combine!r}: choose one of {', '.join(LAYER_COMBINES)}")
+    raise ConfigError(
+        f"unknown layer combination {combine!r}: choose one of {', '.join(LAYER_COMBINES)}"
+    )
 
 
-def pooling_mask(attention_mask: torch.Tensor, special_tokens_mask: torch.Tensor | None) -> torch.Tensor:
+def pooling_mask(
+    attention_mask: torch.Tensor, special_tokens_mask: torch.Tensor | None
+) -> torch.Tensor:
     """Tokens that mean/max pooling read: real tokens, minus [CLS]/[SEP] when asked.
 
     A text with no word-pieces at all (the empty string) keeps its special tokens, so

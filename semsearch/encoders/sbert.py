@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 
@@ -25,13 +26,16 @@ class SentenceTransformerEncoder(Encoder):
 
         logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
         model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
-        transformer = model[0]
-        position_limit = int(transformer.auto_model.config.max_position_embeddings)
-        super().__init__(config, folder, model.tokenizer, min(position_limit, model.max_seq_length or position_limit))
+        self._transformer: Any = cast(Any, model[0]).auto_model
+        position_limit = int(self._transformer.config.max_position_embeddings)
+        model_max = min(position_limit, int(cast(Any, model).max_seq_length or position_limit))
+        super().__init__(config, folder, model.tokenizer, model_max)
         self.model = model.to(self.device).eval()
         self._dim = int(model.get_embedding_dimension())
         pooling = model[1] if len(model) > 1 else None
-        self._pooling = str(getattr(pooling, "pooling_mode", "mean")) if pooling is not None else "cls"
+        self._pooling = (
+            str(getattr(pooling, "pooling_mode", "mean")) if pooling is not None else "cls"
+        )
 
     @property
     def dim(self) -> int:
@@ -39,7 +43,7 @@ class SentenceTransformerEncoder(Encoder):
 
     @property
     def backbone(self) -> torch.nn.Module:
-        return self.model[0].auto_model
+        return cast(torch.nn.Module, self._transformer)
 
     @property
     def pooling_name(self) -> str:

@@ -1,0 +1,39 @@
+# Two commands do everything on a fresh machine:
+#   make demo   set up (virtual environment, CPU torch), index the demo FAQ, answer a question
+#   make test   set up if needed, then lint, type-check and run the tests
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch. Where pip is set up to find it locally (as on our machines)
+# this is a plain pin; elsewhere run e.g.
+#   make demo TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/semsearch similarity "How do I reset my password?" "I forgot my password and can't log in." "Can I export notes as PDF?"
+
+lint: setup
+	$(BIN)/ruff check semsearch tests bench
+	$(BIN)/ruff format --check semsearch tests bench
+	$(BIN)/mypy semsearch
+
+test: lint
+	$(BIN)/pytest -q
+
+bench: setup
+	$(BIN)/python bench/encode.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

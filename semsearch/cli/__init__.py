@@ -1,0 +1,1 @@
+"""The `semsearch` command line: one module per command group, joined in main.py."""

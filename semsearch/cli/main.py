@@ -1,0 +1,84 @@
+"""The typer app. Typed errors become one line on stderr and exit code 1 here, at the edge."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from semsearch import __version__
+from semsearch.errors import SemsearchError
+
+
+class SemsearchGroup(TyperGroup):
+    """Turn errors into `semsearch: error: ...` unless --debug asks for the traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click Context
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # typer's own exits and usage errors print themselves
+        except Exception as exc:
+            if _debug(ctx):
+                raise
+            if isinstance(exc, SemsearchError):
+                message = str(exc)
+            elif isinstance(exc, KeyboardInterrupt):
+                message = "interrupted"
+            else:
+                message = (
+                    f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+                )
+            typer.echo(f"semsearch: error: {message}", err=True)
+            raise typer.Exit(code=1) from None
+
+
+def _debug(ctx: typer.Context) -> bool:
+    return bool((ctx.obj or {}).get("debug")) or os.environ.get("SEMSEARCH_DEBUG", "") not in (
+        "",
+        "0",
+    )
+
+
+app = typer.Typer(
+    cls=SemsearchGroup,
+    help="Semantic search that answers new questions with known answers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"semsearch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def callback(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Semantic search: index known answers once, then answer new questions by cosine similarity."""
+    ctx.obj = {"debug": debug}
+
+
+from semsearch.cli import encode as _encode  # noqa: E402  (commands register on `app`)
+
+_encode.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="semsearch")
+    sys.exit(0)

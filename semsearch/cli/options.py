@@ -1,0 +1,151 @@
+"""Options shared by every command that encodes, declared once as Annotated types."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from semsearch.config import Settings, load_settings
+from semsearch.errors import InputError
+
+if TYPE_CHECKING:
+    from semsearch.encoders import Encoder
+
+ENCODER_PANEL = "Encoder"
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="TOML preset, e.g. configs/bert-cls.toml.", rich_help_panel=ENCODER_PANEL
+    ),
+]
+KindOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--encoder", help="sentence-transformer (default) or bert.", rich_help_panel=ENCODER_PANEL
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", help="Short name, local folder or hub name.", rich_help_panel=ENCODER_PANEL
+    ),
+]
+PoolingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pooling",
+        help="Raw BERT: cls, pooler, mean, max, mean_max, last.",
+        rich_help_panel=ENCODER_PANEL,
+    ),
+]
+LayersOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--layers",
+        help="Raw BERT hidden states: -1, -2, 0 or -4,-3,-2,-1.",
+        rich_help_panel=ENCODER_PANEL,
+    ),
+]
+CombineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--layer-combine",
+        help="Join several layers: concat, sum, mean.",
+        rich_help_panel=ENCODER_PANEL,
+    ),
+]
+SkipSpecialOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--skip-special/--keep-special",
+        help="Leave [CLS]/[SEP] out of mean/max pooling.",
+        rich_help_panel=ENCODER_PANEL,
+    ),
+]
+MaxLenOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-seq-length",
+        help="Truncate inputs to this many tokens.",
+        rich_help_panel=ENCODER_PANEL,
+    ),
+]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--device",
+        help="auto (CUDA when present), cpu, cuda, cuda:N.",
+        rich_help_panel=ENCODER_PANEL,
+    ),
+]
+BatchOpt = Annotated[
+    int | None,
+    typer.Option("--batch-size", help="Texts per forward pass.", rich_help_panel=ENCODER_PANEL),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+def settings_from_options(
+    config: Path | None = None,
+    kind: str | None = None,
+    model: str | None = None,
+    pooling: str | None = None,
+    layers: str | None = None,
+    layer_combine: str | None = None,
+    skip_special: bool | None = None,
+    max_seq_length: int | None = None,
+    device: str | None = None,
+    batch_size: int | None = None,
+) -> Settings:
+    """The config file's settings with the options that were given laid over them."""
+    return load_settings(
+        config,
+        kind=kind,
+        model=model,
+        pooling=pooling,
+        layers=layers,
+        layer_combine=layer_combine,
+        skip_special_tokens=skip_special,
+        max_seq_length=max_seq_length,
+        device=device,
+        batch_size=batch_size,
+    )
+
+
+def encoder_from_options(**options: object) -> Encoder:
+    from semsearch.encoders import load_encoder
+
+    return load_encoder(settings_from_options(**options).encoder)  # type: ignore[arg-type]
+
+
+def read_lines(source: str) -> list[str]:
+    """One text a line from a UTF-8 file, or from stdin when `source` is '-'."""
+    if source == "-":
+        data = sys.stdin.buffer.read()
+        name = "standard input"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise InputError(f"input file not found: {path}")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror}") from None
+        name = str(path)
+    lines = data.splitlines()
+    for number, line in enumerate(lines, start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(
+                f"{name}, line {number}: not valid UTF-8; save the file as UTF-8"
+            ) from None
+    return [
+        line.decode("utf-8").removeprefix("\ufeff") if i == 0 else line.decode("utf-8")
+        for i, line in enumerate(lines)
+    ]
