@@ -31,7 +31,7 @@ class SentenceTransformerEncoder(Encoder):
         model_max = min(position_limit, int(cast(Any, model).max_seq_length or position_limit))
         super().__init__(config, folder, model.tokenizer, model_max)
         self.model = model.to(self.device).eval()
-        self._dim = int(model.get_embedding_dimension())
+        self._dim = int(cast(Any, model).get_embedding_dimension())
         pooling = model[1] if len(model) > 1 else None
         self._pooling = (
             str(getattr(pooling, "pooling_mode", "mean")) if pooling is not None else "cls"
