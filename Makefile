@@ -22,7 +22,8 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	$(BIN)/semsearch similarity "How do I reset my password?" "I forgot my password and can't log in." "Can I export notes as PDF?"
+	$(BIN)/semsearch index examples/faq.csv -o indexes/demo
+	$(BIN)/semsearch query indexes/demo "how can I get my notes out as PDF?" -k 3
 
 lint: setup
 	$(BIN)/ruff check semsearch tests bench

@@ -15,9 +15,22 @@ _LAZY = {
     "EncoderConfig": "semsearch.config",
     "Encoder": "semsearch.encoders",
     "load_encoder": "semsearch.encoders",
+    "SearchEngine": "semsearch.search",
+    "Hit": "semsearch.search",
+    "SearchResult": "semsearch.search",
+    "IndexStore": "semsearch.index",
 }
 
-__all__ = ["Encoder", "EncoderConfig", "__version__", "load_encoder"]
+__all__ = [
+    "Encoder",
+    "EncoderConfig",
+    "Hit",
+    "IndexStore",
+    "SearchEngine",
+    "SearchResult",
+    "__version__",
+    "load_encoder",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -77,10 +77,44 @@ class EncoderConfig:
 
 
 @dataclass(frozen=True)
+class IndexConfig:
+    """How vectors are stored: FAISS index type, its parameters, records per streamed chunk."""
+
+    type: str = "auto"
+    params: dict[str, Any] = field(default_factory=dict)
+    chunk_size: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < 1:
+            raise ConfigError("[index] chunk_size must be at least 1")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How questions are answered: hits per question and the "no answer" threshold.
+
+    The threshold is a cosine similarity and must be calibrated per model: raw BERT
+    scores sit high even for unrelated texts.
+    """
+
+    k: int = 5
+    threshold: float | None = None
+    dedupe: bool = True
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ConfigError("k must be at least 1")
+        if self.threshold is not None and not -1.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"threshold {self.threshold} is not a cosine in [-1, 1]")
+
+
+@dataclass(frozen=True)
 class Settings:
-    """All sections of a config file. Later issues add [index], [search] and [serve]."""
+    """All sections of a config file."""
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
 
 
 def _section(data: dict[str, Any], name: str, cls: type) -> dict[str, Any]:
@@ -96,8 +130,21 @@ def _section(data: dict[str, Any], name: str, cls: type) -> dict[str, Any]:
     return section
 
 
-def load_settings(path: str | Path | None = None, **encoder_overrides: Any) -> Settings:
-    """Read a TOML file (or the defaults) and apply the CLI options that were given."""
+def _build(cls: type, name: str, values: dict[str, Any]) -> Any:
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"bad [{name}] settings: {exc}") from None
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    index: dict[str, Any] | None = None,
+    search: dict[str, Any] | None = None,
+    **encoder_overrides: Any,
+) -> Settings:
+    """Read a TOML file (or the defaults) and lay the CLI options that were given over it."""
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -110,9 +157,13 @@ def load_settings(path: str | Path | None = None, **encoder_overrides: Any) -> S
         unknown = sorted(set(data) - {"encoder", "index", "search", "serve"})
         if unknown:
             raise ConfigError(f"unknown section(s) in {path}: {', '.join(unknown)}")
-    encoder = dict(_section(data, "encoder", EncoderConfig))
-    encoder.update({k: v for k, v in encoder_overrides.items() if v is not None})
-    try:
-        return Settings(encoder=EncoderConfig(**encoder))
-    except TypeError as exc:
-        raise ConfigError(f"bad [encoder] settings: {exc}") from None
+    sections = []
+    for name, cls, overrides in (
+        ("encoder", EncoderConfig, encoder_overrides),
+        ("index", IndexConfig, index or {}),
+        ("search", SearchConfig, search or {}),
+    ):
+        values = dict(_section(data, name, cls))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        sections.append(_build(cls, name, values))
+    return Settings(*sections)

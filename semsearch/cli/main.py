@@ -73,9 +73,10 @@ def callback(
     ctx.obj = {"debug": debug}
 
 
-from semsearch.cli import encode as _encode  # noqa: E402  (commands register on `app`)
+from semsearch.cli import encode, index, query  # noqa: E402  (commands register on `app`)
 
-_encode.register(app)
+for group in (index, query, encode):
+    group.register(app)
 
 
 def main() -> None:

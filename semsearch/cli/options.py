@@ -101,10 +101,14 @@ def settings_from_options(
     max_seq_length: int | None = None,
     device: str | None = None,
     batch_size: int | None = None,
+    index: dict[str, object] | None = None,
+    search: dict[str, object] | None = None,
 ) -> Settings:
     """The config file's settings with the options that were given laid over them."""
     return load_settings(
         config,
+        index=index,
+        search=search,
         kind=kind,
         model=model,
         pooling=pooling,

@@ -1,0 +1,219 @@
+"""`index`, `add`, `delete` and `info`: build and maintain an index folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from semsearch.cli.options import (
+    BatchOpt,
+    CombineOpt,
+    ConfigOpt,
+    DeviceOpt,
+    JsonOpt,
+    KindOpt,
+    LayersOpt,
+    MaxLenOpt,
+    ModelOpt,
+    PoolingOpt,
+    QuietOpt,
+    SkipSpecialOpt,
+    settings_from_options,
+)
+
+FIELDS_PANEL = "Corpus fields"
+IndexArg = Annotated[Path, typer.Argument(help="Index folder, e.g. indexes/faq.")]
+CorpusArg = Annotated[Path, typer.Argument(help=".csv, .tsv, .jsonl, .txt or a BEIR folder.")]
+TextFieldOpt = Annotated[
+    str | None, typer.Option("--text-field", help="Column to embed.", rich_help_panel=FIELDS_PANEL)
+]
+AnswerFieldOpt = Annotated[
+    str | None,
+    typer.Option("--answer-field", help="Column to return (default: the text).", rich_help_panel=FIELDS_PANEL),
+]
+IdFieldOpt = Annotated[
+    str | None,
+    typer.Option("--id-field", help="Column of unique ids (default: row number).", rich_help_panel=FIELDS_PANEL),
+]
+StrictOpt = Annotated[
+    bool,
+    typer.Option("--strict", help="Refuse empty texts instead of skipping them.", rich_help_panel=FIELDS_PANEL),
+]
+IndexTypeOpt = Annotated[
+    str | None,
+    typer.Option("--index-type", help="auto, flat, hnsw, ivf or sq8 (compressed)."),
+]
+
+
+def _progress(quiet: bool) -> bool | None:
+    return False if quiet else None  # None: a bar when stderr is a terminal
+
+
+def _print_stats(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    for key, value in summary.items():
+        shown = f"{value:.1f}" if isinstance(value, float) else value
+        typer.echo(f"{key.replace('_', ' '):>12}: {shown}")
+
+
+def index(
+    corpus: CorpusArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Index folder to write.")],
+    index_type: IndexTypeOpt = None,
+    text_field: TextFieldOpt = None,
+    answer_field: AnswerFieldOpt = None,
+    id_field: IdFieldOpt = None,
+    strict: StrictOpt = False,
+    config: ConfigOpt = None,
+    kind: KindOpt = None,
+    model: ModelOpt = None,
+    pooling: PoolingOpt = None,
+    layers: LayersOpt = None,
+    layer_combine: CombineOpt = None,
+    skip_special: SkipSpecialOpt = None,
+    max_seq_length: MaxLenOpt = None,
+    device: DeviceOpt = None,
+    batch_size: BatchOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Embed a corpus and write an index folder (replacing any index there atomically).
+
+    Example: semsearch index examples/faq.csv -o indexes/faq
+    """
+    from semsearch.corpus import open_corpus
+    from semsearch.encoders import load_encoder
+    from semsearch.index import IndexStore
+    from semsearch.index.vectors import resolve_type
+
+    settings = settings_from_options(
+        config=config, kind=kind, model=model, pooling=pooling, layers=layers,
+        layer_combine=layer_combine, skip_special=skip_special,
+        max_seq_length=max_seq_length, device=device, batch_size=batch_size,
+        index={"type": index_type},
+    )  # fmt: skip
+    resolve_type(settings.index.type, 0)  # an unknown type fails before any reading
+    source = open_corpus(corpus, text_field=text_field, answer_field=answer_field, id_field=id_field, strict=strict)
+    encoder = load_encoder(settings.encoder)
+    if not quiet:
+        typer.echo(f"reading {corpus}: {source.fields.describe()}", err=True)
+    store = IndexStore.build(
+        output,
+        source.chunks(settings.index.chunk_size),
+        encoder,
+        index_type=settings.index.type,
+        params=settings.index.params,
+        fields={"text": source.fields.text, "answer": source.fields.answer, "id": source.fields.id},
+        show_progress=_progress(quiet),
+    )
+    stats = store.stats
+    _print_stats(
+        {
+            "index": str(output),
+            "count": store.count,
+            "skipped": source.skipped_empty,
+            "truncated": stats.truncated,
+            "dim": store.dim,
+            "index_type": store.manifest.index.type,
+            "seconds": round(stats.seconds, 3),
+        },
+        as_json,
+    )
+
+
+def add(
+    index_path: IndexArg,
+    corpus: CorpusArg,
+    text_field: TextFieldOpt = None,
+    answer_field: AnswerFieldOpt = None,
+    id_field: IdFieldOpt = None,
+    strict: StrictOpt = False,
+    device: DeviceOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add records to an index; a record whose id is already there replaces it.
+
+    The encoder is the one that built the index. Example: semsearch add indexes/faq new.csv
+    """
+    from semsearch.corpus import open_corpus
+    from semsearch.encoders import load_encoder
+    from semsearch.index import IndexStore
+    from semsearch.config import IndexConfig
+    from semsearch.search import encoder_config_for
+
+    store = IndexStore.open(index_path)
+    source = open_corpus(corpus, text_field=text_field, answer_field=answer_field, id_field=id_field, strict=strict)
+    if not quiet:
+        typer.echo(f"reading {corpus}: {source.fields.describe()}", err=True)
+    encoder = load_encoder(encoder_config_for(store.manifest.encoder, device or "auto"))
+    stats = store.add(source.chunks(IndexConfig().chunk_size), encoder, show_progress=_progress(quiet))
+    _print_stats(
+        {
+            "index": str(index_path),
+            "added": stats.added,
+            "updated": stats.updated,
+            "skipped": source.skipped_empty,
+            "truncated": stats.truncated,
+            "count": stats.count,
+            "seconds": round(stats.seconds, 3),
+        },
+        as_json,
+    )
+
+
+def delete(
+    index_path: IndexArg,
+    ids: Annotated[list[str], typer.Argument(help="Ids of the records to remove.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove records by id; unknown ids are an error and change nothing.
+
+    Example: semsearch delete indexes/faq reset-password-3
+    """
+    from semsearch.index import IndexStore
+
+    store = IndexStore.open(index_path)
+    removed = store.delete(ids)
+    _print_stats({"index": str(index_path), "deleted": removed, "count": store.count}, as_json)
+
+
+def info(index_path: IndexArg, as_json: JsonOpt = False) -> None:
+    """Describe an index: counts, encoder, index type, sizes.
+
+    Example: semsearch info indexes/faq --json
+    """
+    from semsearch.index import IndexStore
+
+    details = IndexStore.open(index_path).info()
+    if as_json:
+        typer.echo(json.dumps(details))
+        return
+    encoder, section = details["encoder"], details["index"]
+    lines = [
+        ("index", details["path"]),
+        ("records", details["count"]),
+        ("deleted", f"{details['deleted']} (marked, filtered from results)"),
+        ("encoder", f"{encoder['kind']} {encoder['model']}"),
+        ("pooling", f"{encoder['pooling']}, layers {encoder['layers']} ({encoder['layer_combine']})"),
+        ("dim", encoder["dim"]),
+        ("max tokens", encoder["max_seq_length"]),
+        ("index type", f"{section['type']} ({section['faiss_factory']}) {section['params']}"),
+        ("sizes", ", ".join(f"{name} {size:,} B" for name, size in details["files"].items())),
+        ("created", details["created"]),
+        ("updated", details["updated"]),
+    ]
+    for key, value in lines:
+        typer.echo(f"{key:>10}: {value}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(index)
+    app.command()(add)
+    app.command()(delete)
+    app.command()(info)

@@ -1,0 +1,187 @@
+"""`query`: one question, an interactive prompt, or one question a line from a pipe."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from semsearch.cli.options import (
+    CombineOpt,
+    ConfigOpt,
+    DeviceOpt,
+    JsonOpt,
+    KindOpt,
+    LayersOpt,
+    MaxLenOpt,
+    ModelOpt,
+    PoolingOpt,
+    SkipSpecialOpt,
+)
+from semsearch.errors import ConfigError, SemsearchError
+
+if TYPE_CHECKING:
+    from semsearch.search import SearchEngine, SearchResult
+
+HELP = """commands:
+  :k N          show N answers per question
+  :threshold T  answer only when the best score is at least T (:threshold off to disable)
+  :help         this text
+  :quit         leave (Ctrl-D works too)"""
+
+
+def result_json(result: SearchResult) -> dict[str, Any]:
+    """The JSON shape shared with the HTTP service: results, answered."""
+    return {
+        "question": result.question,
+        "answered": result.answered,
+        "threshold": result.threshold,
+        "results": [
+            {"id": h.id, "score": round(h.score, 6), "text": h.text, "answer": h.answer,
+             "metadata": h.metadata, "rank": h.rank}
+            for h in result.hits
+        ],
+    }  # fmt: skip
+
+
+def render(result: SearchResult) -> str:
+    """A readable block: rank, score, id and matched text, then the answer indented."""
+    lines = [f"Q: {result.question}"]
+    if not result.answered:
+        best = f"best score {result.hits[0].score:.3f}" if result.hits else "no entries"
+        lines.append(f"   No confident answer ({best} is below the threshold {result.threshold}).")
+    for hit in result.confident:
+        lines.append(f"{hit.rank:>3}. {hit.score:.3f}  [{hit.id}] {hit.text}")
+        if hit.answer != hit.text:
+            body = textwrap.fill(hit.answer, width=88, initial_indent=" " * 10, subsequent_indent=" " * 10)
+            lines.append(body)
+    return "\n".join(lines)
+
+
+def _emit(result: SearchResult, as_json: bool) -> None:
+    typer.echo(json.dumps(result_json(result), ensure_ascii=False) if as_json else render(result))
+
+
+def query(
+    index_path: Annotated[Path, typer.Argument(help="Index folder built by `semsearch index`.")],
+    question: Annotated[str | None, typer.Argument(help="The question; omit for a prompt or piped input.")] = None,
+    k: Annotated[int | None, typer.Option("-k", "--k", help="Answers per question (default 5).")] = None,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Minimum cosine score for an answer; calibrate per model.")
+    ] = None,
+    config: ConfigOpt = None,
+    kind: KindOpt = None,
+    model: ModelOpt = None,
+    pooling: PoolingOpt = None,
+    layers: LayersOpt = None,
+    layer_combine: CombineOpt = None,
+    skip_special: SkipSpecialOpt = None,
+    max_seq_length: MaxLenOpt = None,
+    device: DeviceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer questions from an index: ranked known answers with cosine scores.
+
+    Example: semsearch query indexes/faq "How do I export my notes as PDF?"
+
+    Without QUESTION: an interactive prompt at a terminal, or one question a line
+    from piped standard input (one answer block, or JSON line, each).
+    """
+    engine = _open_engine(
+        index_path, config, device,
+        dict(kind=kind, model=model, pooling=pooling, layers=layers, layer_combine=layer_combine,
+             skip_special_tokens=skip_special, max_seq_length=max_seq_length),
+        {"k": k, "threshold": threshold},
+    )  # fmt: skip
+    if question is not None:
+        _emit(engine.query(question), as_json)
+    elif sys.stdin.isatty():
+        _interactive(engine)
+    else:
+        for line in sys.stdin:
+            if line.strip():
+                _emit(engine.query(line.strip()), as_json)
+                sys.stdout.flush()
+
+
+def _open_engine(
+    index_path: Path,
+    config: Path | None,
+    device: str | None,
+    encoder_options: dict[str, Any],
+    search_options: dict[str, Any],
+) -> SearchEngine:
+    """The index's own encoder, or the one the options describe (refused if it differs)."""
+    import dataclasses
+
+    from semsearch.config import load_settings
+    from semsearch.encoders import load_encoder
+    from semsearch.index import IndexStore
+    from semsearch.search import SearchEngine, encoder_config_for
+
+    settings = load_settings(config, search=search_options)
+    store = IndexStore.open(index_path)
+    encoder_config = encoder_config_for(store.manifest.encoder, device or "auto")
+    given = {key: value for key, value in encoder_options.items() if value is not None}
+    if config is not None or given:
+        base = settings.encoder if config is not None else encoder_config
+        encoder_config = dataclasses.replace(base, **given, device=device or base.device)
+    return SearchEngine(store, load_encoder(encoder_config), settings.search)
+
+
+def _interactive(engine: SearchEngine) -> None:
+    import readline  # noqa: F401 - line editing and history for input()
+
+    typer.echo(f"semsearch: {engine.store.count} entries in {engine.path}. :help for commands, :quit to leave.")
+    while True:
+        try:
+            line = input("? ").strip()
+        except (EOFError, KeyboardInterrupt):
+            typer.echo()
+            return
+        if not line:
+            continue
+        if line.startswith(":"):
+            if _command(engine, line) == "quit":
+                return
+            continue
+        try:
+            typer.echo(render(engine.query(line)))
+        except SemsearchError as exc:
+            typer.echo(f"semsearch: error: {exc}", err=True)
+
+
+def _command(engine: SearchEngine, line: str) -> str | None:
+    name, _, argument = line[1:].partition(" ")
+    argument = argument.strip()
+    try:
+        if name in ("q", "quit", "exit"):
+            return "quit"
+        if name == "help":
+            typer.echo(HELP)
+        elif name == "k":
+            engine.config = _replace(engine, k=int(argument))
+            typer.echo(f"k = {engine.config.k}")
+        elif name == "threshold":
+            value = None if argument in ("off", "none", "") else float(argument)
+            engine.config = _replace(engine, threshold=value)
+            typer.echo(f"threshold = {engine.config.threshold}")
+        else:
+            typer.echo(f"unknown command :{name}; :help lists them", err=True)
+    except (ValueError, ConfigError) as exc:
+        typer.echo(f"semsearch: error: bad value for :{name}: {exc}", err=True)
+    return None
+
+
+def _replace(engine: SearchEngine, **changes: Any) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(engine.config, **changes)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(query)
