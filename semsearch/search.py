@@ -7,7 +7,6 @@ model, pooling and layers that built the index.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,15 @@ from semsearch.encoders import Encoder, load_encoder
 from semsearch.errors import ConfigError, InputError
 from semsearch.index import IndexStore, check_encoder
 
-ENCODER_KEYS = ("kind", "model", "layers", "layer_combine", "skip_special_tokens", "max_seq_length", "normalize")
+ENCODER_KEYS = (
+    "kind",
+    "model",
+    "layers",
+    "layer_combine",
+    "skip_special_tokens",
+    "max_seq_length",
+    "normalize",
+)
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,9 @@ def encoder_config_for(manifest_encoder: dict[str, Any], device: str = "auto") -
 class SearchEngine:
     """An open index plus the encoder that built it."""
 
-    def __init__(self, store: IndexStore, encoder: Encoder, config: SearchConfig | None = None) -> None:
+    def __init__(
+        self, store: IndexStore, encoder: Encoder, config: SearchConfig | None = None
+    ) -> None:
         check_encoder(store.manifest.encoder, encoder.fingerprint)
         self.store = store
         self.encoder = encoder
@@ -108,12 +117,18 @@ class SearchEngine:
         # several known questions may share one answer: fetch more, keep each answer once
         fetch = min(self.store.count, k * 4 if self.config.dedupe else k)
         raw = self.store.search(np.ascontiguousarray(vectors, dtype=np.float32), max(fetch, 1))
-        return [self._result(q, found, k, threshold) for q, found in zip(questions, raw, strict=True)]
+        return [
+            self._result(q, found, k, threshold) for q, found in zip(questions, raw, strict=True)
+        ]
 
-    def query(self, question: str, k: int | None = None, threshold: float | None = None) -> SearchResult:
+    def query(
+        self, question: str, k: int | None = None, threshold: float | None = None
+    ) -> SearchResult:
         return self.query_batch([question], k, threshold)[0]
 
-    def search(self, question: str, k: int | None = None, threshold: float | None = None) -> list[Hit]:
+    def search(
+        self, question: str, k: int | None = None, threshold: float | None = None
+    ) -> list[Hit]:
         """Hits at or above the threshold; an empty list means "no confident answer"."""
         return self.query(question, k, threshold).confident
 
@@ -130,7 +145,16 @@ class SearchEngine:
             if self.config.dedupe and key in seen:
                 continue
             seen.add(key)
-            hits.append(Hit(record.id, float(score), record.text, record.answer, record.metadata, len(hits) + 1))
+            hits.append(
+                Hit(
+                    record.id,
+                    float(score),
+                    record.text,
+                    record.answer,
+                    record.metadata,
+                    len(hits) + 1,
+                )
+            )
             if len(hits) == k:
                 break
         answered = bool(hits) and (threshold is None or hits[0].score >= threshold)

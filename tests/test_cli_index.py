@@ -42,8 +42,14 @@ def built(tiny_sbert, tmp_path):
 def test_index_summary_json(built):
     folder, summary = built
     assert summary["count"] == 4 and summary["skipped"] == 0 and summary["truncated"] == 0
-    assert summary["dim"] == 32 and summary["index_type"] == "flat" and summary["index"] == str(folder)
-    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "records.sqlite", "vectors.faiss"]
+    assert (
+        summary["dim"] == 32 and summary["index_type"] == "flat" and summary["index"] == str(folder)
+    )
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "manifest.json",
+        "records.sqlite",
+        "vectors.faiss",
+    ]
 
 
 def test_index_reports_detected_fields_on_stderr(tiny_sbert, tmp_path):
@@ -58,11 +64,15 @@ def test_query_one_shot_table_and_json(built):
     folder, _ = built
     table = run("query", folder, "I forgot my password", "-k", "2")
     assert table.exit_code == 0, table.output
-    assert table.stdout.startswith("Q: I forgot my password\n  1. 1.000  [pw-2] I forgot my password")
+    assert table.stdout.startswith(
+        "Q: I forgot my password\n  1. 1.000  [pw-2] I forgot my password"
+    )
     data = json.loads(run("query", folder, "I forgot my password", "-k", "3", "--json").stdout)
     assert data["answered"] is True and data["question"] == "I forgot my password"
     assert [r["rank"] for r in data["results"]] == [1, 2, 3]
-    assert data["results"][0]["id"] == "pw-2" and data["results"][0]["metadata"] == {"category": "account"}
+    assert data["results"][0]["id"] == "pw-2" and data["results"][0]["metadata"] == {
+        "category": "account"
+    }
     assert sum(r["answer"] == "Use the reset link." for r in data["results"]) == 1  # deduplicated
 
 
@@ -77,20 +87,35 @@ def test_query_threshold_no_answer(built):
 
 def test_query_piped_stdin_one_json_line_each(built):
     folder, _ = built
-    result = run("query", folder, "--json", "-k", "1", input="I forgot my password\n\nCan I export notes as PDF?\n")
+    result = run(
+        "query",
+        folder,
+        "--json",
+        "-k",
+        "1",
+        input="I forgot my password\n\nCan I export notes as PDF?\n",
+    )
     lines = result.stdout.strip().splitlines()
     assert [json.loads(line)["results"][0]["id"] for line in lines] == ["pw-2", "pdf"]
-    blocks = run("query", folder, "-k", "1", input="I forgot my password\nCan I export notes as PDF?\n").stdout
+    blocks = run(
+        "query", folder, "-k", "1", input="I forgot my password\nCan I export notes as PDF?\n"
+    ).stdout
     assert blocks.count("Q: ") == 2
 
 
 def test_add_update_delete_info(built, tmp_path):
     folder, _ = built
     extra = tmp_path / "extra.csv"
-    extra.write_text("id,question,answer\nprice,How much is Plus?,4 euros.\npdf,Export to PDF?,Use File > Export.\n")
+    extra.write_text(
+        "id,question,answer\n"
+        "price,How much is Plus?,4 euros.\n"
+        "pdf,Export to PDF?,Use File > Export.\n"
+    )
     added = json.loads(run("add", folder, extra, "--json").stdout)
     assert (added["added"], added["updated"], added["count"]) == (1, 1, 5)
-    top = json.loads(run("query", folder, "Export to PDF?", "-k", "1", "--json").stdout)["results"][0]
+    top = json.loads(run("query", folder, "Export to PDF?", "-k", "1", "--json").stdout)["results"][
+        0
+    ]
     assert (top["id"], top["answer"]) == ("pdf", "Use File > Export.")
     deleted = json.loads(run("delete", folder, "price", "offline", "--json").stdout)
     assert deleted == {"index": str(folder), "deleted": 2, "count": 3}
@@ -114,7 +139,12 @@ def test_cli_errors(built, tmp_path, tiny_sbert, args, message):
     folder, _ = built
     corpus = tmp_path / "c.csv"
     corpus.write_text(CSV)
-    names = {"missing": tmp_path / "absent", "folder": folder, "corpus": corpus, "out": tmp_path / "o"}
+    names = {
+        "missing": tmp_path / "absent",
+        "folder": folder,
+        "corpus": corpus,
+        "out": tmp_path / "o",
+    }
     args = [a.format(**names) for a in args]
     if args[0] == "index":
         args += ["--model", str(tiny_sbert)]
@@ -138,7 +168,9 @@ def _read_until(fd, marker, timeout=60.0):
     deadline = time.monotonic() + timeout
     while marker.encode() not in seen:
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {marker!r}; got {seen.decode(errors='replace')}")
+            raise AssertionError(
+                f"timed out waiting for {marker!r}; got {seen.decode(errors='replace')}"
+            )
         ready, _, _ = select.select([fd], [], [], 0.5)
         if ready:
             try:

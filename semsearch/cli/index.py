@@ -32,15 +32,25 @@ TextFieldOpt = Annotated[
 ]
 AnswerFieldOpt = Annotated[
     str | None,
-    typer.Option("--answer-field", help="Column to return (default: the text).", rich_help_panel=FIELDS_PANEL),
+    typer.Option(
+        "--answer-field", help="Column to return (default: the text).", rich_help_panel=FIELDS_PANEL
+    ),
 ]
 IdFieldOpt = Annotated[
     str | None,
-    typer.Option("--id-field", help="Column of unique ids (default: row number).", rich_help_panel=FIELDS_PANEL),
+    typer.Option(
+        "--id-field",
+        help="Column of unique ids (default: row number).",
+        rich_help_panel=FIELDS_PANEL,
+    ),
 ]
 StrictOpt = Annotated[
     bool,
-    typer.Option("--strict", help="Refuse empty texts instead of skipping them.", rich_help_panel=FIELDS_PANEL),
+    typer.Option(
+        "--strict",
+        help="Refuse empty texts instead of skipping them.",
+        rich_help_panel=FIELDS_PANEL,
+    ),
 ]
 IndexTypeOpt = Annotated[
     str | None,
@@ -98,7 +108,9 @@ def index(
         index={"type": index_type},
     )  # fmt: skip
     resolve_type(settings.index.type, 0)  # an unknown type fails before any reading
-    source = open_corpus(corpus, text_field=text_field, answer_field=answer_field, id_field=id_field, strict=strict)
+    source = open_corpus(
+        corpus, text_field=text_field, answer_field=answer_field, id_field=id_field, strict=strict
+    )
     encoder = load_encoder(settings.encoder)
     if not quiet:
         typer.echo(f"reading {corpus}: {source.fields.describe()}", err=True)
@@ -112,6 +124,7 @@ def index(
         show_progress=_progress(quiet),
     )
     stats = store.stats
+    assert stats is not None  # build always records what it did
     _print_stats(
         {
             "index": str(output),
@@ -141,18 +154,22 @@ def add(
 
     The encoder is the one that built the index. Example: semsearch add indexes/faq new.csv
     """
+    from semsearch.config import IndexConfig
     from semsearch.corpus import open_corpus
     from semsearch.encoders import load_encoder
     from semsearch.index import IndexStore
-    from semsearch.config import IndexConfig
     from semsearch.search import encoder_config_for
 
     store = IndexStore.open(index_path)
-    source = open_corpus(corpus, text_field=text_field, answer_field=answer_field, id_field=id_field, strict=strict)
+    source = open_corpus(
+        corpus, text_field=text_field, answer_field=answer_field, id_field=id_field, strict=strict
+    )
     if not quiet:
         typer.echo(f"reading {corpus}: {source.fields.describe()}", err=True)
     encoder = load_encoder(encoder_config_for(store.manifest.encoder, device or "auto"))
-    stats = store.add(source.chunks(IndexConfig().chunk_size), encoder, show_progress=_progress(quiet))
+    stats = store.add(
+        source.chunks(IndexConfig().chunk_size), encoder, show_progress=_progress(quiet)
+    )
     _print_stats(
         {
             "index": str(index_path),
@@ -200,7 +217,10 @@ def info(index_path: IndexArg, as_json: JsonOpt = False) -> None:
         ("records", details["count"]),
         ("deleted", f"{details['deleted']} (marked, filtered from results)"),
         ("encoder", f"{encoder['kind']} {encoder['model']}"),
-        ("pooling", f"{encoder['pooling']}, layers {encoder['layers']} ({encoder['layer_combine']})"),
+        (
+            "pooling",
+            f"{encoder['pooling']}, layers {encoder['layers']} ({encoder['layer_combine']})",
+        ),
         ("dim", encoder["dim"]),
         ("max tokens", encoder["max_seq_length"]),
         ("index type", f"{section['type']} ({section['faiss_factory']}) {section['params']}"),

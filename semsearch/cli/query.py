@@ -57,7 +57,9 @@ def render(result: SearchResult) -> str:
     for hit in result.confident:
         lines.append(f"{hit.rank:>3}. {hit.score:.3f}  [{hit.id}] {hit.text}")
         if hit.answer != hit.text:
-            body = textwrap.fill(hit.answer, width=88, initial_indent=" " * 10, subsequent_indent=" " * 10)
+            body = textwrap.fill(
+                hit.answer, width=88, initial_indent=" " * 10, subsequent_indent=" " * 10
+            )
             lines.append(body)
     return "\n".join(lines)
 
@@ -68,10 +70,17 @@ def _emit(result: SearchResult, as_json: bool) -> None:
 
 def query(
     index_path: Annotated[Path, typer.Argument(help="Index folder built by `semsearch index`.")],
-    question: Annotated[str | None, typer.Argument(help="The question; omit for a prompt or piped input.")] = None,
-    k: Annotated[int | None, typer.Option("-k", "--k", help="Answers per question (default 5).")] = None,
+    question: Annotated[
+        str | None, typer.Argument(help="The question; omit for a prompt or piped input.")
+    ] = None,
+    k: Annotated[
+        int | None, typer.Option("-k", "--k", help="Answers per question (default 5).")
+    ] = None,
     threshold: Annotated[
-        float | None, typer.Option("--threshold", help="Minimum cosine score for an answer; calibrate per model.")
+        float | None,
+        typer.Option(
+            "--threshold", help="Minimum cosine score for an answer; calibrate per model."
+        ),
     ] = None,
     config: ConfigOpt = None,
     kind: KindOpt = None,
@@ -136,7 +145,10 @@ def _open_engine(
 def _interactive(engine: SearchEngine) -> None:
     import readline  # noqa: F401 - line editing and history for input()
 
-    typer.echo(f"semsearch: {engine.store.count} entries in {engine.path}. :help for commands, :quit to leave.")
+    typer.echo(
+        f"semsearch: {engine.store.count} entries in {engine.path}. "
+        ":help for commands, :quit to leave."
+    )
     while True:
         try:
             line = input("? ").strip()

@@ -1,0 +1,133 @@
+"""`serve`: the index over HTTP for FAQ bots, with a search page for people."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from semsearch.cli.options import ConfigOpt, DeviceOpt
+
+SERVE_PANEL = "Service"
+LIMITS_PANEL = "Limits and batching"
+
+
+def serve(
+    index_path: Annotated[Path, typer.Argument(help="Index folder built by `semsearch index`.")],
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host",
+            help="Address to bind (default 127.0.0.1: this machine only).",
+            rich_help_panel=SERVE_PANEL,
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            help="TCP port (default 8000; 0 picks a free one).",
+            rich_help_panel=SERVE_PANEL,
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="SEMSEARCH_API_KEY",
+            show_envvar=True,
+            help="Require Authorization: Bearer KEY on every route but /health. "
+            "Prefer the environment variable: options show up in process lists.",
+            rich_help_panel=SERVE_PANEL,
+        ),
+    ] = None,
+    k: Annotated[
+        int | None, typer.Option("-k", "--k", help="Default answers per question (5).")
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option("--threshold", help="Default minimum cosine score for an answer."),
+    ] = None,
+    batching: Annotated[
+        bool | None,
+        typer.Option(
+            "--batching/--no-batching",
+            help="Gather concurrent requests into one encoder call (default on).",
+            rich_help_panel=LIMITS_PANEL,
+        ),
+    ] = None,
+    batch_wait_ms: Annotated[
+        float | None,
+        typer.Option(
+            "--batch-wait-ms",
+            help="Longest wait for a batch to fill (default 3).",
+            rich_help_panel=LIMITS_PANEL,
+        ),
+    ] = None,
+    max_batch: Annotated[
+        int | None,
+        typer.Option(
+            "--max-batch",
+            help="Most texts per encoder call (default 64).",
+            rich_help_panel=LIMITS_PANEL,
+        ),
+    ] = None,
+    reload_interval: Annotated[
+        float | None,
+        typer.Option(
+            "--reload-interval",
+            help="Seconds between index version checks (default 0.5).",
+            rich_help_panel=LIMITS_PANEL,
+        ),
+    ] = None,
+    access_log: Annotated[
+        bool | None,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log one line per request (default on).",
+            rich_help_panel=SERVE_PANEL,
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+    device: DeviceOpt = None,
+) -> None:
+    """Serve an index over HTTP: /search, /embed, /health, a search page at / and docs at /docs.
+
+    Example: semsearch serve indexes/faq --port 8000
+
+    Needs the serve extra: pip install 'semsearch[serve]'. After `semsearch add` or
+    `delete` on the folder, the server switches to the new version by itself.
+    """
+    from semsearch.service import require_serve_extra
+
+    require_serve_extra()
+    from semsearch.config import load_settings
+    from semsearch.service.config import load_serve_config
+    from semsearch.service.server import build_service
+    from semsearch.service.server import serve as run
+
+    settings = load_settings(config, search={"k": k, "threshold": threshold})
+    serve_config = load_serve_config(
+        config,
+        host=host,
+        port=port,
+        api_key=api_key,
+        batching=batching,
+        batch_wait_ms=batch_wait_ms,
+        max_batch=max_batch,
+        reload_interval=reload_interval,
+        access_log=access_log,
+    )
+    if settings.search.k > serve_config.max_k:
+        from semsearch.errors import ConfigError
+
+        raise ConfigError(
+            f"default k {settings.search.k} exceeds the limit max_k {serve_config.max_k}"
+        )
+    service = build_service(index_path, serve_config, settings.search, device=device or "auto")
+    run(service, serve_config)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)

@@ -1,0 +1,25 @@
+"""The on-disk index folder: manifest.json + vectors.faiss + records.sqlite.
+
+`IndexStore` is the entry point; the modules below it each own one file of the folder
+(`manifest`, `vectors`, `records`) or the atomic folder swap (`atomic`).
+"""
+
+from __future__ import annotations
+
+from semsearch.index.manifest import FORMAT_VERSION, IndexSection, Manifest, check_encoder
+from semsearch.index.store import TOMBSTONE_LIMIT, IndexStore, VectorEncoder, WriteStats
+from semsearch.index.vectors import AUTO_HNSW_THRESHOLD, DEFAULT_PARAMS, INDEX_TYPES
+
+__all__ = [
+    "AUTO_HNSW_THRESHOLD",
+    "DEFAULT_PARAMS",
+    "FORMAT_VERSION",
+    "INDEX_TYPES",
+    "TOMBSTONE_LIMIT",
+    "IndexSection",
+    "IndexStore",
+    "Manifest",
+    "VectorEncoder",
+    "WriteStats",
+    "check_encoder",
+]

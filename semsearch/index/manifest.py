@@ -1,0 +1,151 @@
+"""manifest.json: what built an index folder, so that opening it can refuse what would
+silently give wrong answers (a newer format, a corrupt file, a different encoder)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from semsearch.errors import EncoderMismatchError, IndexFolderError
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+VECTORS_FILE = "vectors.faiss"
+RECORDS_FILE = "records.sqlite"
+DATA_FILES = (VECTORS_FILE, RECORDS_FILE)
+
+# "model" is a display name: two names for the same weights (a folder and its hub name)
+# give the same vectors, and weights_sha256 is what identifies the model.
+_IGNORED_FINGERPRINT_KEYS = frozenset({"model"})
+
+
+def utc_now() -> str:
+    """ISO 8601 UTC timestamp, to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class IndexSection:
+    """The manifest's "index" object: how vectors.faiss is organised and what it holds."""
+
+    type: str
+    faiss_factory: str
+    count: int
+    deleted: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+    metric: str = "inner_product"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The whole manifest.json; `to_json`/`from_json` round-trip it exactly."""
+
+    semsearch_version: str
+    created: str
+    updated: str
+    encoder: dict[str, Any]
+    index: IndexSection
+    fields: dict[str, Any] = field(default_factory=dict)
+    checksums: dict[str, str] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def version(self) -> str:
+        """A short token that changes with every write: when and what was written."""
+        stamp = json.dumps([self.updated, self.checksums], sort_keys=True)
+        return hashlib.sha256(stamp.encode("utf-8")).hexdigest()[:16]
+
+    def to_json(self) -> str:
+        data = {
+            "format_version": self.format_version,
+            "semsearch_version": self.semsearch_version,
+            "created": self.created,
+            "updated": self.updated,
+            "encoder": self.encoder,
+            "index": dataclasses.asdict(self.index),
+            "fields": self.fields,
+            "checksums": self.checksums,
+        }
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, source: str = MANIFEST_FILE) -> Manifest:
+        """Parse and validate; `source` names the file in error messages."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise IndexFolderError(
+                f"{source} is not valid JSON ({exc}): rebuild the index"
+            ) from None
+        if not isinstance(data, dict):
+            raise IndexFolderError(f"{source} is not a JSON object: rebuild the index")
+        version = data.get("format_version")
+        if not isinstance(version, int):
+            raise IndexFolderError(f"{source} has no format_version: it is not a semsearch index")
+        if version > FORMAT_VERSION:
+            raise IndexFolderError(
+                f"index format {version} is newer than this semsearch supports "
+                f"({FORMAT_VERSION}): upgrade semsearch"
+            )
+        try:
+            index = IndexSection(**data["index"])
+            return cls(
+                semsearch_version=data["semsearch_version"],
+                created=data["created"],
+                updated=data["updated"],
+                encoder=dict(data["encoder"]),
+                index=index,
+                fields=dict(data.get("fields", {})),
+                checksums=dict(data["checksums"]),
+                format_version=version,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IndexFolderError(
+                f"{source} is incomplete or malformed ({exc!r}): rebuild the index"
+            ) from None
+
+    @classmethod
+    def read(cls, folder: Path) -> Manifest:
+        path = folder / MANIFEST_FILE
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise IndexFolderError(
+                f"{MANIFEST_FILE} is missing from the index folder {folder}: "
+                "run `semsearch index` to build it"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise IndexFolderError(f"cannot read {path}: {exc}") from None
+        return cls.from_json(text, source=str(path))
+
+
+def check_encoder(manifest_fingerprint: dict[str, Any], query_fingerprint: dict[str, Any]) -> None:
+    """Refuse a query encoder whose vectors would not be comparable with the index's."""
+    differences = []
+    for key in sorted(set(manifest_fingerprint) | set(query_fingerprint)):
+        if key in _IGNORED_FINGERPRINT_KEYS:
+            continue
+        built, used = manifest_fingerprint.get(key), query_fingerprint.get(key)
+        if built == used:
+            continue
+        if key == "weights_sha256":
+            differences.append(
+                f"the index was built with weights_sha256={built!r} "
+                f"(model {manifest_fingerprint.get('model')!r}), this encoder uses "
+                f"weights_sha256={used!r} (model {query_fingerprint.get('model')!r})"
+            )
+        else:
+            differences.append(
+                f"the index was built with {key}={built!r}, this encoder uses {key}={used!r}"
+            )
+    if differences:
+        raise EncoderMismatchError(
+            "the query encoder differs from the one that built the index: "
+            + "; ".join(differences)
+            + ". Query with the encoder settings in the index's manifest.json, or rebuild the index"
+        )
