@@ -1,0 +1,243 @@
+"""Index build and question latency on WordNet glosses (~165k real short texts).
+
+For each index type: build seconds, index bytes, search-only and end-to-end (encode +
+search) latency p50/p99 for single questions, recall@10 against flat, and the peak RSS
+of a process that opens the index and answers questions (model included). The
+reference in the same run: sentence-transformers' own encode() of the one question
+plus a NumPy dot product over all vectors.
+
+    .venv/bin/python bench/search.py                 # the whole corpus
+    .venv/bin/python bench/search.py --limit 20000   # a quicker run
+
+The corpus vectors are encoded once and cached in bench/.cache/, so the index types
+are built from the same vectors; the encoding rate is timed on every run over 5,000 texts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import multiprocessing as mp
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "wordnet_glosses" / "glosses.jsonl"
+CACHE = ROOT / "bench" / ".cache"
+TYPES = ("flat", "hnsw", "ivf", "sq8")
+
+
+def load_texts(limit: int | None) -> list[str]:
+    """Definitions and example sentences, each distinct text once, in file order."""
+    seen: dict[str, None] = {}
+    with DATA.open(encoding="utf-8") as handle:
+        for line in handle:
+            entry = json.loads(line)
+            for text in (entry["definition"], *entry["examples"]):
+                seen.setdefault(text.strip(), None)
+    texts = [t for t in seen if t]
+    return texts[:limit] if limit else texts
+
+
+def load_questions(count: int, seed: int = 0) -> list[str]:
+    """Short user-style questions built from WordNet lemmas ("what does X mean?")."""
+    words = []
+    with DATA.open(encoding="utf-8") as handle:
+        for line in handle:
+            words.append(json.loads(line)["words"][0].replace("_", " "))
+    picked = np.random.default_rng(seed).choice(len(words), size=count, replace=False)
+    return [f"what does {words[i]} mean?" for i in picked]
+
+
+class Precomputed:
+    """An encoder stand-in that returns cached vectors, so FAISS build time is isolated."""
+
+    def __init__(self, real: Any, vectors: np.ndarray) -> None:
+        self.fingerprint = real.fingerprint
+        self.dim = real.dim
+        self.truncated = 0
+        self._vectors = vectors
+        self._next = 0
+
+    def encode(self, texts: Sequence[str], **_: Any) -> np.ndarray:
+        block = self._vectors[self._next : self._next + len(texts)]
+        self._next += len(texts)
+        return block
+
+
+def corpus_vectors(encoder: Any, texts: list[str]) -> np.ndarray:
+    """Vectors of the corpus, cached by content so repeated runs skip the long encode."""
+    key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+    path = CACHE / f"wordnet-{key}.npy"
+    if path.exists():
+        return np.load(path)
+    vectors = encoder.encode(texts, batch_size=64, show_progress=sys.stderr.isatty())
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors)
+    return vectors
+
+
+def encode_rate(encoder: Any, texts: list[str], sample: int = 5000) -> float:
+    """Texts per second of the build's encoding, timed on every run over a fixed sample."""
+    chosen = texts[:sample]
+    started = time.perf_counter()
+    encoder.encode(chosen, batch_size=64, show_progress=False)
+    return len(chosen) / (time.perf_counter() - started)
+
+
+def percentiles(seconds: list[float]) -> tuple[float, float]:
+    values = np.array(seconds) * 1000
+    return float(np.percentile(values, 50)), float(np.percentile(values, 99))
+
+
+def measure_type(index_type: str, folder: str, questions: list[str], queue: Any) -> None:
+    """In a fresh process: open the index, time single questions, report peak RSS."""
+    from semsearch.search import SearchEngine
+
+    engine = SearchEngine.open(folder)
+    store, encoder = engine.store, engine.encoder
+    vectors = encoder.encode(questions)
+    for question in questions[:20]:  # warm-up
+        engine.search(question, k=10)
+    search_only, end_to_end, ids = [], [], []
+    for i, question in enumerate(questions):
+        started = time.perf_counter()
+        hits = store.search(vectors[i : i + 1], 10)
+        search_only.append(time.perf_counter() - started)
+        ids.append([record.id for record, _ in hits[0]])
+        started = time.perf_counter()
+        store.search(encoder.encode([question]), 10)
+        end_to_end.append(time.perf_counter() - started)
+    queue.put(
+        {
+            "type": index_type,
+            "search_ms": percentiles(search_only),
+            "end_to_end_ms": percentiles(end_to_end),
+            "ids": ids,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+    )
+
+
+def reference_latency(texts_vectors: np.ndarray, questions: list[str]) -> tuple[float, float]:
+    """sentence-transformers encode() of one question + a NumPy dot over all vectors."""
+    from sentence_transformers import SentenceTransformer
+
+    from semsearch.models import resolve_model
+
+    model = SentenceTransformer(str(resolve_model("all-MiniLM-L6-v2")), device="cpu")
+    for question in questions[:20]:
+        model.encode([question], normalize_embeddings=True)
+    timings = []
+    for question in questions:
+        started = time.perf_counter()
+        query = model.encode([question], normalize_embeddings=True, show_progress_bar=False)
+        scores = texts_vectors @ query[0]
+        np.argpartition(-scores, 10)[:10]
+        timings.append(time.perf_counter() - started)
+    return percentiles(timings)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--limit", type=int, default=None, help="index only the first N texts")
+    parser.add_argument("--questions", type=int, default=300, help="single questions timed")
+    parser.add_argument("--types", default=",".join(TYPES), help="comma-separated index types")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    if not DATA.exists():
+        sys.exit(f"bench/search.py: {DATA} is absent: the benchmark reads ../shared/data")
+
+    import torch
+
+    from semsearch.corpus import Record
+    from semsearch.encoders import load_encoder
+    from semsearch.index import IndexStore
+
+    texts = load_texts(args.limit)
+    questions = load_questions(args.questions)
+    encoder = load_encoder()
+    vectors = corpus_vectors(encoder, texts)
+    texts_per_second = encode_rate(encoder, texts)
+    records = [Record(str(i), t, t, {}) for i, t in enumerate(texts)]
+    chunks = [records[i : i + 4096] for i in range(0, len(records), 4096)]
+    reference = reference_latency(vectors, questions)
+
+    rows = []
+    workdir = Path(tempfile.mkdtemp(prefix="semsearch-bench-"))
+    try:
+        context = mp.get_context("spawn")
+        for index_type in args.types.split(","):
+            folder = workdir / index_type
+            started = time.perf_counter()
+            store = IndexStore.build(
+                folder, chunks, Precomputed(encoder, vectors), index_type=index_type
+            )
+            build_seconds = time.perf_counter() - started
+            size = sum(p.stat().st_size for p in folder.iterdir())
+            store.close()
+            queue = context.Queue()
+            process = context.Process(
+                target=measure_type, args=(index_type, str(folder), questions, queue)
+            )
+            process.start()
+            result = queue.get()
+            process.join()
+            result.update(build_seconds=build_seconds, bytes=size)
+            rows.append(result)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    exact = next((r["ids"] for r in rows if r["type"] == "flat"), None)
+    for row in rows:
+        if exact is not None:
+            found = [len(set(a) & set(b)) / 10 for a, b in zip(row["ids"], exact, strict=True)]
+            row["recall@10"] = float(np.mean(found))
+        del row["ids"]
+        row["end_to_end_vs_reference"] = row["end_to_end_ms"][0] / reference[0]
+    report = {
+        "command": " ".join(sys.argv),
+        "texts": len(texts),
+        "questions": len(questions),
+        "threads": torch.get_num_threads(),
+        "encode_texts_per_second": round(texts_per_second, 1),
+        "reference_end_to_end_ms": reference,
+        "types": rows,
+    }
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(f"$ {report['command']}")
+    print(
+        f"{len(texts)} texts, {len(questions)} single questions, "
+        f"torch threads {report['threads']}; encoding {texts_per_second:.0f} texts/s"
+    )
+    print(
+        f"reference (sentence-transformers encode + NumPy dot): "
+        f"p50 {reference[0]:.2f} ms, p99 {reference[1]:.2f} ms"
+    )
+    print(
+        "type   build s      MB  search p50/p99 ms  end-to-end p50/p99 ms"
+        "  vs ref  recall@10  RSS MB"
+    )
+    for row in rows:
+        print(
+            f"{row['type']:<6} {row['build_seconds']:>7.1f} {row['bytes'] / 1e6:>7.1f}"
+            f"  {row['search_ms'][0]:>7.3f} / {row['search_ms'][1]:<7.3f}"
+            f"  {row['end_to_end_ms'][0]:>9.2f} / {row['end_to_end_ms'][1]:<9.2f}"
+            f"  {row['end_to_end_vs_reference']:>5.2f}x"
+            f"  {row.get('recall@10', float('nan')):>8.3f}  {row['peak_rss_mb']:>6.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
