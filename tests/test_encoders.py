@@ -59,9 +59,10 @@ def test_non_strings_are_refused(tiny_encoder):
 def test_truncation_is_counted_and_reported(tiny_bert, capsys):
     encoder = load_encoder(kind="bert", model=str(tiny_bert), max_seq_length=8)
     long = "one two three four five six seven eight nine ten"
-    vectors = encoder.encode(["short", long, long + " eleven", "a b c d e f"])
-    assert encoder.truncated == 2
-    assert "2 of 4 texts were longer than 8 tokens and were truncated" in capsys.readouterr().err
+    huge = " ".join(["word"] * 5000)  # hundreds of windows of 8 tokens, still one text
+    vectors = encoder.encode(["short", long, long + " eleven", "a b c d e f", huge])
+    assert encoder.truncated == 3
+    assert "3 of 5 texts were longer than 8 tokens and were truncated" in capsys.readouterr().err
     # a truncated text has the vector of its first 8 tokens (6 words + [CLS] + [SEP])
     np.testing.assert_allclose(
         vectors[1], encoder.encode(["one two three four five six"])[0], atol=1e-5

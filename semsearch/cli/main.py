@@ -74,8 +74,9 @@ def callback(
 
 
 from semsearch.cli import encode, index, query  # noqa: E402  (commands register on `app`)
+from semsearch.cli import eval as evaluate  # noqa: E402
 
-for group in (index, query, encode):
+for group in (index, query, encode, evaluate):
     group.register(app)
 
 

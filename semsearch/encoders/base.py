@@ -154,12 +154,15 @@ class Encoder(ABC):
         )
         keys = [k for k in ("input_ids", "token_type_ids", "special_tokens_mask") if k in encoded]
         rows: list[dict[str, list[int]]] = []
+        overflowed: set[int] = set()
         last_sample = -1
         for row, sample in enumerate(encoded["overflow_to_sample_mapping"]):
-            if sample != last_sample:  # the first piece of each input; the rest overflowed
-                rows.append({key: encoded[key][row] for key in keys})
-                last_sample = sample
-        self.truncated = len(encoded["input_ids"]) - len(rows)
+            if sample == last_sample:  # a further window of a text that did not fit
+                overflowed.add(sample)
+                continue
+            rows.append({key: encoded[key][row] for key in keys})
+            last_sample = sample
+        self.truncated = len(overflowed)
         return rows
 
     def encode(

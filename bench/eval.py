@@ -1,0 +1,143 @@
+"""Reproduce the README's evaluation table: every number comes from one `semsearch eval`
+command, run here in its own process with --json, and the table is printed as markdown.
+
+    python bench/eval.py                      # everything (about 15 minutes on 2 CPU cores)
+    python bench/eval.py --only sts           # rows whose command contains 'sts'
+    python bench/eval.py --out bench/results/eval.json
+
+Reads ../shared/data (relative to the project root) and exits with a message where it is
+absent. The sweep writes docs/sweep-minilm.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = "../shared/data"
+
+STSB_TEST = f"{DATA}/stsb/sts-test.csv"
+CONFIGS = ("bert-cls", "bert-pooler", "bert-mean", "bert-as-service", "bert-last4-concat")
+PUBLISHED = {
+    "sts default": "82.03 (MTEB STSBenchmark, all-MiniLM-L6-v2)",
+    "sts bert-cls": "16.50 for raw BERT-base [CLS] (SBERT paper; another model)",
+    "sts bert-mean": "46.35 for raw BERT-base mean (SBERT paper; another model)",
+}
+
+RUNS: list[tuple[str, str, tuple[str, ...]]] = [
+    ("sts default", "STSb test, default (all-MiniLM-L6-v2)", ("sts", STSB_TEST)),
+    *(
+        (
+            f"sts {name}",
+            f"STSb test, {name}",
+            ("sts", STSB_TEST, "--config", f"configs/{name}.toml"),
+        )
+        for name in CONFIGS
+    ),
+    *(
+        (
+            f"retrieval {folder} {kind}",
+            f"{label}, {kind}",
+            ("retrieval", f"{DATA}/{folder}", "--index-type", kind),
+        )
+        for folder, label in (("stackfaq", "StackFAQ"), ("covidqa_faq", "COVID-QA FAQ"))
+        for kind in ("flat", "hnsw")
+    ),
+    (
+        "classify sst2",
+        "SST-2 (train: 10,000 of 67,349 phrases)",
+        (
+            "classify",
+            f"{DATA}/sst2/sentiment-train",
+            f"{DATA}/sst2/sentiment-test",
+            "--limit-train",
+            "10000",
+        ),
+    ),
+    (
+        "classify banking77",
+        "BANKING77 (full train)",
+        ("classify", f"{DATA}/banking77/train.csv", f"{DATA}/banking77/test.csv"),
+    ),
+    (
+        "sweep",
+        "sweep, STSb dev",
+        ("sweep", f"{DATA}/stsb", "--plot", "docs/sweep-minilm.png"),
+    ),
+]
+
+
+def command_line(args: tuple[str, ...]) -> str:
+    return "semsearch eval " + " ".join(shlex.quote(a) for a in args)
+
+
+def run(args: tuple[str, ...]) -> dict:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "semsearch", "eval", *args, "--json", "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{command_line(args)} failed:\n{done.stderr}")
+    data = json.loads(done.stdout)
+    data["wall_seconds"] = round(time.perf_counter() - started, 1)
+    return data
+
+
+def x100(value: float) -> str:
+    return f"{100 * value:.2f}"
+
+
+def row(key: str, label: str, args: tuple[str, ...], data: dict) -> str:
+    task = data["task"]
+    if task == "sts":
+        ours = f"Spearman {x100(data['spearman'])} (Pearson {x100(data['pearson'])})"
+    elif task == "retrieval":
+        ours = (
+            f"nDCG@10 {x100(data['ndcg@10'])}, MRR@10 {x100(data['mrr@10'])}, "
+            f"R@1 {x100(data['recall@1'])}, R@10 {x100(data['recall@10'])}, "
+            f"MAP@100 {x100(data['map@100'])}"
+        )
+    elif task == "classify":
+        ours = f"accuracy {x100(data['accuracy'])}, macro-F1 {x100(data['macro_f1'])}"
+    else:
+        best = data["best"]
+        ours = f"best: layers {best['label']}, {best['pooling']}: Spearman {x100(best['spearman'])}"
+    published = PUBLISHED.get(key, "")
+    return f"| {label} | {ours} | {published} | `{command_line(args)}` |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="run the rows whose key contains this text")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "eval.json")
+    options = parser.parse_args()
+    if not (ROOT / DATA).is_dir():
+        raise SystemExit(f"{(ROOT / DATA).resolve()} is absent: the evaluation data live there")
+    chosen = [r for r in RUNS if not options.only or options.only in r[0]]
+    results = {}
+    lines = ["| benchmark | ours (x 100) | published | command |", "|---|---|---|---|"]
+    for key, label, args in chosen:
+        print(f"running {command_line(args)}", file=sys.stderr, flush=True)
+        data = run(args)
+        results[key] = {"command": command_line(args), **data}
+        lines.append(row(key, label, args, data))
+        print(f"  {lines[-1]}  ({data['wall_seconds']} s)", file=sys.stderr, flush=True)
+    options.out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"python": platform.python_version(), "machine": platform.machine()}
+    options.out.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Optional dependencies of `semsearch eval`, imported on use with a one-line fix when absent."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from semsearch.errors import SemsearchError
+
+INSTALL = "pip install 'semsearch[eval]'"
+_PACKAGES = {"sklearn": "scikit-learn", "matplotlib": "matplotlib", "scipy": "scipy"}
+
+
+class MissingDependencyError(SemsearchError):
+    """An optional package that one evaluation needs is not installed."""
+
+
+def require(module: str, purpose: str) -> ModuleType:
+    """Import `module` or raise one clear line naming the install command."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        package = _PACKAGES.get(module.split(".")[0], module)
+        raise MissingDependencyError(
+            f"{purpose} needs {package}, which is not installed: {INSTALL}"
+        ) from None

@@ -1,0 +1,226 @@
+"""Retrieval on a BEIR folder: index the corpus the way `semsearch index` does, run the
+judged queries, and score the rankings with nDCG@10, MRR@10, Recall@1/@10 and MAP@100.
+
+The index is built by `IndexStore.build` in a temporary folder and searched with
+`IndexStore.search`, so ANN index types are measured exactly as users would query them.
+Every document is ranked on its own: the answer de-duplication of `SearchEngine` is not
+applied (two entries with one answer are two documents to BEIR). Equal scores are ordered
+as trec_eval orders them (document id, descending), so results are reproducible.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semsearch.config import IndexConfig
+from semsearch.corpus import open_corpus
+from semsearch.encoders import Encoder
+from semsearch.errors import InputError
+from semsearch.evaluation.common import encoder_summary
+from semsearch.evaluation.data import read_qrels, read_queries
+from semsearch.evaluation.metrics import RETRIEVAL_METRICS, evaluate_rankings
+from semsearch.index import IndexStore
+
+DEFAULT_DEPTH = 100
+"""Hits retrieved per query: enough for MAP@100."""
+
+
+@dataclass(frozen=True)
+class BeirFolder:
+    """The three parts of a BEIR data set, checked before any model is loaded."""
+
+    path: Path
+    split: str
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+    @classmethod
+    def open(cls, path: str | Path, split: str = "test") -> BeirFolder:
+        path = Path(path)
+        if not path.is_dir():
+            raise InputError(f"{path} is not a folder: give a BEIR folder (corpus.jsonl, ...)")
+        missing = [
+            name
+            for name in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv")
+            if not (path / name).is_file()
+        ]
+        if missing:
+            splits = sorted(p.stem for p in (path / "qrels").glob("*.tsv"))
+            known = f" (qrels splits here: {', '.join(splits)})" if splits else ""
+            raise InputError(
+                f"{path} is not a BEIR folder: {', '.join(missing)} missing{known}; a BEIR "
+                "folder holds corpus.jsonl, queries.jsonl and qrels/<split>.tsv"
+            )
+        queries = read_queries(path / "queries.jsonl")
+        qrels = read_qrels(path / "qrels" / f"{split}.tsv")
+        unknown = [  # a query with no relevant document is skipped, text or not
+            query
+            for query, docs in qrels.items()
+            if query not in queries and any(level > 0 for level in docs.values())
+        ]
+        if unknown:
+            raise InputError(
+                f"{path / 'qrels' / f'{split}.tsv'} judges {len(unknown)} query id(s) missing "
+                f"from queries.jsonl, e.g. {unknown[0]!r}"
+            )
+        return cls(path, split, queries, qrels)
+
+    @property
+    def judged(self) -> list[str]:
+        """Query ids with at least one relevant document, in qrels order; the others are
+        skipped, as BEIR does."""
+        return [q for q, docs in self.qrels.items() if any(v > 0 for v in docs.values())]
+
+
+@dataclass(frozen=True)
+class RetrievalResult:
+    folder: str
+    split: str
+    index_type: str
+    corpus: int
+    skipped_documents: int
+    queries: int
+    skipped_queries: int
+    k: int
+    metrics: dict[str, float]
+    per_query: dict[str, dict[str, float]]
+    rankings: dict[str, list[tuple[str, float]]]
+    seconds: dict[str, float]
+    encoder: dict[str, Any]
+    truncated: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task": "retrieval",
+            "folder": self.folder,
+            "split": self.split,
+            "index_type": self.index_type,
+            "corpus": self.corpus,
+            "skipped_documents": self.skipped_documents,
+            "queries": self.queries,
+            "skipped_queries": self.skipped_queries,
+            "k": self.k,
+            **{name: self.metrics[name] for name in RETRIEVAL_METRICS},
+            "truncated": self.truncated,
+            "seconds": {key: round(value, 3) for key, value in self.seconds.items()},
+            "encoder": self.encoder,
+        }
+
+
+def trec_order(hits: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Best score first; equal scores by document id, descending (trec_eval's order)."""
+    by_id = sorted(hits, key=lambda hit: hit[0], reverse=True)
+    return sorted(by_id, key=lambda hit: -hit[1])
+
+
+def evaluate_retrieval(
+    beir: BeirFolder,
+    encoder: Encoder,
+    *,
+    index: IndexConfig | None = None,
+    text_field: str | None = None,
+    k: int = DEFAULT_DEPTH,
+    show_progress: bool | None = None,
+    log: Callable[[str], None] | None = None,
+) -> RetrievalResult:
+    """Index `beir`'s corpus in a temporary folder, search every judged query and score it."""
+    index = index or IndexConfig()
+    if k < 1:
+        raise InputError(f"-k must be at least 1, got {k}")
+    started = time.perf_counter()
+    corpus = open_corpus(beir.path, text_field=text_field)
+    if log:
+        log(f"reading {beir.path}: {corpus.fields.describe()}")
+    with tempfile.TemporaryDirectory(prefix="semsearch-eval-") as scratch:
+        store = IndexStore.build(
+            Path(scratch) / "index",
+            corpus.chunks(index.chunk_size),
+            encoder,
+            index_type=index.type,
+            params=index.params,
+            fields={
+                "text": corpus.fields.text,
+                "answer": corpus.fields.answer,
+                "id": corpus.fields.id,
+            },
+            show_progress=show_progress,
+        )
+        try:
+            indexed = time.perf_counter()
+            truncated = store.stats.truncated if store.stats else 0
+            judged = beir.judged
+            if not judged:
+                raise InputError(
+                    f"{beir.path}: no query in qrels/{beir.split}.tsv has a relevant document"
+                )
+            texts = [beir.queries[query] for query in judged]
+            vectors = encoder.encode(texts, show_progress=show_progress)
+            truncated += encoder.truncated
+            found = store.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
+            rankings = {
+                query: trec_order([(record.id, score) for record, score in hits])
+                for query, hits in zip(judged, found, strict=True)
+            }
+            searched = time.perf_counter()
+            index_type, count = store.manifest.index.type, store.count
+        finally:
+            store.close()
+    qrels = {query: beir.qrels[query] for query in judged}
+    metrics, per_query = evaluate_rankings(
+        {query: [doc for doc, _ in hits] for query, hits in rankings.items()}, qrels
+    )
+    return RetrievalResult(
+        folder=str(beir.path),
+        split=beir.split,
+        index_type=index_type,
+        corpus=count,
+        skipped_documents=corpus.skipped_empty,
+        queries=len(judged),
+        skipped_queries=len(beir.qrels) - len(judged),
+        k=k,
+        metrics=metrics,
+        per_query=per_query,
+        rankings=rankings,
+        seconds={
+            "index": indexed - started,
+            "search": searched - indexed,
+            "total": time.perf_counter() - started,
+        },
+        encoder=encoder_summary(encoder),
+        truncated=truncated,
+    )
+
+
+def write_per_query(result: RetrievalResult, beir: BeirFolder, path: str | Path) -> Path:
+    """One JSON line per evaluated query: its metrics, its judgements and its top 10 hits."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for query, metrics in result.per_query.items():
+            relevance = beir.qrels[query]
+            ranked = result.rankings.get(query, [])
+            first = next(
+                (rank for rank, (doc, _) in enumerate(ranked, 1) if relevance.get(doc, 0) > 0),
+                None,
+            )
+            row = {
+                "query_id": query,
+                "query": beir.queries[query],
+                **{name: round(value, 6) for name, value in metrics.items()},
+                "first_relevant_rank": first,
+                "relevant": {doc: level for doc, level in relevance.items() if level > 0},
+                "hits": [
+                    {"id": doc, "score": round(score, 6), "relevance": relevance.get(doc, 0)}
+                    for doc, score in ranked[:10]
+                ],
+            }
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
