@@ -6,7 +6,7 @@ command, run here in its own process with --json, and the table is printed as ma
     python bench/eval.py --out bench/results/eval.json
 
 Reads ../shared/data (relative to the project root) and exits with a message where it is
-absent. The sweep writes docs/sweep-minilm.png.
+absent. The sweep writes bench/results/sweep-minilm.png.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ RUNS: list[tuple[str, str, tuple[str, ...]]] = [
     (
         "sweep",
         "sweep, STSb dev",
-        ("sweep", f"{DATA}/stsb", "--plot", "docs/sweep-minilm.png"),
+        ("sweep", f"{DATA}/stsb", "--plot", "bench/results/sweep-minilm.png"),
     ),
 ]
 
