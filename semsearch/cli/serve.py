@@ -96,8 +96,9 @@ def serve(
 
     Example: semsearch serve indexes/faq --port 8000
 
-    Needs the serve extra: pip install 'semsearch[serve]'. After `semsearch add` or
-    `delete` on the folder, the server switches to the new version by itself.
+    Needs the optional "serve" extra of semsearch (FastAPI and uvicorn). After
+    `semsearch add` or `delete` on the folder, the server switches to the new
+    version by itself. Stop it with Ctrl-C or SIGTERM: in-flight requests finish.
     """
     from semsearch.service import require_serve_extra
 
