@@ -73,10 +73,10 @@ def callback(
     ctx.obj = {"debug": debug}
 
 
-from semsearch.cli import encode, index, query  # noqa: E402  (commands register on `app`)
+from semsearch.cli import encode, index, query, serve  # noqa: E402  (commands register on `app`)
 from semsearch.cli import eval as evaluate  # noqa: E402
 
-for group in (index, query, encode, evaluate):
+for group in (index, query, serve, encode, evaluate):
     group.register(app)
 
 

@@ -1,0 +1,268 @@
+"""Load test of `semsearch serve` on loopback: N concurrent clients for T seconds.
+
+    python bench/serve_load.py                       # 32 clients, 60 s, batched then single
+    python bench/serve_load.py --clients 8 --duration 10 --modes batched
+
+For each mode it starts its own server process over the index (micro-batching on, then
+off: one request per encoder call), warms it up, lets every client send POST /search
+back to back over one keep-alive connection until the time is up, and reports
+requests/s, latency p50/p95/p99 and errors. The clients are a few lines of asyncio (no
+HTTP library), so on a small machine they take as little CPU as possible from the
+server. Everything is bounded: each request times out, the run stops by itself, and the
+server is shut down with SIGTERM (killed if it does not stop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER = """
+import sys
+from semsearch.service.config import ServeConfig
+from semsearch.service.server import build_service, serve
+index, batching, wait_ms, max_batch = sys.argv[1:5]
+config = ServeConfig(
+    port=0, batching=batching == "on", batch_wait_ms=float(wait_ms), max_batch=int(max_batch),
+    access_log=False,
+)
+serve(build_service(index, config), config, log_level="warning")
+"""
+REQUEST_TIMEOUT = 30.0
+
+
+@dataclass
+class ModeResult:
+    mode: str
+    clients: int
+    seconds: float
+    requests: int = 0
+    errors: int = 0
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    rps: float = 0.0
+    p50_ms: float = 0.0
+    p95_ms: float = 0.0
+    p99_ms: float = 0.0
+    max_ms: float = 0.0
+    server: str = ""
+
+
+def questions(corpus: Path) -> list[str]:
+    with corpus.open(encoding="utf-8", newline="") as handle:
+        return [row["question"] for row in csv.DictReader(handle) if row.get("question")]
+
+
+# -- a minimal HTTP/1.1 keep-alive client ----------------------------------------------------
+
+
+class Connection:
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, payload: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+        )
+        self.writer.write(head.encode("ascii") + payload)
+        await self.writer.drain()
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        lines = raw.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+        body = await self.reader.readexactly(int(headers.get("content-length", "0")))
+        if headers.get("connection") == "close":
+            await self.close()
+        return status, body
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+
+async def client(
+    host: str, port: int, texts: list[str], offset: int, until: float, record: bool,
+    latencies: list[float], errors: dict[str, int],
+) -> None:  # fmt: skip
+    connection = Connection(host, port)
+    i = offset
+    try:
+        while time.perf_counter() < until:
+            payload = json.dumps({"query": texts[i % len(texts)], "k": 5}).encode()
+            i += 7
+            started = time.perf_counter()
+            try:
+                status, body = await asyncio.wait_for(
+                    connection.post("/search", payload), REQUEST_TIMEOUT
+                )
+                kind = None if status == 200 and b'"results"' in body else f"HTTP {status}"
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+                kind = type(exc).__name__
+                await connection.close()
+            if not record:
+                continue
+            if kind is None:
+                latencies.append(time.perf_counter() - started)
+            else:
+                errors[kind] = errors.get(kind, 0) + 1
+    finally:
+        await connection.close()
+
+
+async def load(
+    url: str, texts: list[str], clients: int, seconds: float, record: bool
+) -> ModeResult:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    started = time.perf_counter()
+    until = started + seconds
+    await asyncio.gather(
+        *(client(host, int(port), texts, n * 13, until, record, latencies, errors)
+          for n in range(clients))
+    )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    result = ModeResult(
+        "", clients, round(elapsed, 2), len(latencies), sum(errors.values()), errors
+    )
+    if latencies:
+        ms = np.array(latencies) * 1000
+        result.rps = round(len(latencies) / elapsed, 1)
+        result.p50_ms, result.p95_ms, result.p99_ms, result.max_ms = (
+            round(float(v), 1) for v in np.percentile(ms, [50, 95, 99, 100])
+        )
+    return result
+
+
+# -- the server process ------------------------------------------------------------------------
+
+
+def start_server(
+    index: Path, batching: bool, wait_ms: float, max_batch: int
+) -> tuple[subprocess.Popen, str, list[str]]:
+    """Start a server process; returns it, its URL, and its stderr lines as they come."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(index), "on" if batching else "off", str(wait_ms),
+         str(max_batch)],
+        stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert process.stderr is not None
+    deadline = time.monotonic() + 180
+    seen = ""
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line and process.poll() is not None:
+            break
+        seen += line
+        found = re.search(r" at (http://[\d.]+:\d+) ", line)
+        if found:
+            lines: list[str] = []  # drained in a thread so the pipe never fills
+            threading.Thread(target=lines.extend, args=(process.stderr,), daemon=True).start()
+            return process, found.group(1), lines
+    process.kill()
+    raise SystemExit(f"the server did not start:\n{seen}")
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def run_mode(args: argparse.Namespace, texts: list[str], batching: bool) -> ModeResult:
+    mode = "batched" if batching else "single"
+    process, url, lines = start_server(args.index, batching, args.batch_wait_ms, args.max_batch)
+    try:
+        asyncio.run(load(url, texts, args.clients, args.warmup, record=False))
+        result = asyncio.run(load(url, texts, args.clients, args.duration, record=True))
+    finally:
+        stop_server(process)
+    result.mode = mode
+    time.sleep(0.2)
+    stopped = [line for line in lines if "stopped after" in line]
+    result.server = stopped[-1].split("stopped after ", 1)[1].strip() if stopped else ""
+    return result
+
+
+def ensure_index(index: Path, corpus: Path) -> None:
+    if (index / "manifest.json").is_file():
+        return
+    print(f"building {index} from {corpus} ...", file=sys.stderr)
+    subprocess.run(
+        [sys.executable, "-m", "semsearch", "index", str(corpus), "-o", str(index)],
+        check=True, cwd=ROOT, timeout=1800,
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--index", type=Path, default=ROOT / "indexes" / "demo")
+    parser.add_argument("--corpus", type=Path, default=ROOT / "examples" / "faq.csv",
+                        help="questions are taken from its 'question' column (and indexed "
+                        "into --index when that does not exist yet)")  # fmt: skip
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds per mode")
+    parser.add_argument("--warmup", type=float, default=3.0, help="unrecorded seconds first")
+    parser.add_argument("--modes", default="batched,single", help="batched, single or both")
+    parser.add_argument("--batch-wait-ms", type=float, default=3.0)
+    parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or set(modes) - {"batched", "single"} or args.clients < 1 or args.duration <= 0:
+        parser.error(
+            "--modes takes batched and/or single; --clients and --duration must be positive"
+        )
+    ensure_index(args.index, args.corpus)
+    texts = questions(args.corpus)
+    results = [run_mode(args, texts, mode == "batched") for mode in modes]
+
+    print(f"\n{args.clients} clients x {args.duration:g} s on {args.index} "
+          f"({os.cpu_count()} CPUs, {platform.processor() or platform.machine()})")  # fmt: skip
+    columns = ("requests", "req/s", "p50 ms", "p95 ms", "p99 ms")
+    print(f"{'mode':<8} " + " ".join(f"{c:>9}" for c in columns) + f" {'errors':>7}")
+    for r in results:
+        print(f"{r.mode:<8} {r.requests:>9} {r.rps:>9.1f} {r.p50_ms:>9.1f} {r.p95_ms:>9.1f} "
+              f"{r.p99_ms:>9.1f} {r.errors:>7}")  # fmt: skip
+    for r in results:
+        print(f"{r.mode} server: {r.server} (warm-up included)")
+    by_mode = {r.mode: r for r in results}
+    if {"batched", "single"} <= set(by_mode) and by_mode["single"].rps:
+        print(f"micro-batching speed-up: {by_mode['batched'].rps / by_mode['single'].rps:.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+    if any(r.errors for r in results):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

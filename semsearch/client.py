@@ -1,0 +1,210 @@
+"""A small Python client for `semsearch serve`: what an FAQ bot imports.
+
+    from semsearch.client import Client
+
+    client = Client("http://127.0.0.1:8000", api_key=None)
+    for hit in client.search("how do I export a PDF?", k=3, threshold=0.5):
+        print(hit.rank, round(hit.score, 3), hit.id, hit.answer)
+
+Standard library only (urllib), so a bot needs no HTTP package. Failures raise typed
+errors (all `semsearch.errors.SemsearchError`) carrying the server's own message.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from semsearch.errors import SemsearchError
+
+
+class ServiceError(SemsearchError):
+    """The server answered with an error; `status` is the HTTP status (0: no answer)."""
+
+    def __init__(self, message: str, status: int = 0, body: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body or {}
+
+
+class ServiceUnavailableError(ServiceError):
+    """No answer: the server is down, unreachable, timed out, or shutting down (503)."""
+
+
+class AuthenticationError(ServiceError):
+    """401: the server needs an API key, or refused the one given."""
+
+
+class RequestRejectedError(ServiceError):
+    """422 (a field is invalid; `fields` names them) or 413 (the body is too large)."""
+
+    @property
+    def fields(self) -> list[str]:
+        return [str(e.get("field")) for e in self.body.get("errors") or []]
+
+
+class ServerError(ServiceError):
+    """5xx: the server failed on a valid request."""
+
+
+_BY_STATUS: dict[int, type[ServiceError]] = {
+    401: AuthenticationError,
+    413: RequestRejectedError,
+    422: RequestRejectedError,
+    503: ServiceUnavailableError,
+}
+
+
+@dataclass(frozen=True)
+class RemoteHit:
+    """One known entry that answers the question; `score` is the cosine similarity."""
+
+    id: str
+    score: float
+    text: str
+    answer: str
+    metadata: dict[str, Any]
+    rank: int
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RemoteHit:
+        return cls(
+            id=data["id"],
+            score=float(data["score"]),
+            text=data["text"],
+            answer=data["answer"],
+            metadata=dict(data.get("metadata") or {}),
+            rank=int(data.get("rank", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class RemoteResult:
+    """Every hit of one question and whether the best clears the threshold."""
+
+    hits: list[RemoteHit]
+    answered: bool
+    threshold: float | None
+
+    @property
+    def confident(self) -> list[RemoteHit]:
+        """Hits at or above the threshold (all of them without one)."""
+        if self.threshold is None:
+            return self.hits
+        return [hit for hit in self.hits if hit.score >= self.threshold]
+
+
+class Client:
+    """Talks to one `semsearch serve` at `url`; safe to share between threads."""
+
+    def __init__(self, url: str, api_key: str | None = None, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._api_key = api_key
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"Client({self.url!r}, api_key={'***' if self._api_key else None})"
+
+    # -- API -----------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """{"status": "ok", "index": NAME, "count": N, ...}"""
+        return self._call("GET", "/health")
+
+    def query(self, question: str, k: int = 5, threshold: float | None = None) -> RemoteResult:
+        """Every hit for one question, and whether it was answered."""
+        data = self._call("POST", "/search", self._search_body({"query": question}, k, threshold))
+        return RemoteResult(
+            [RemoteHit.from_json(h) for h in data["results"]],
+            bool(data["answered"]),
+            data.get("threshold"),
+        )
+
+    def search(self, question: str, k: int = 5, threshold: float | None = None) -> list[RemoteHit]:
+        """Hits at or above the threshold, best first; empty means "no confident answer"."""
+        return self.query(question, k, threshold).confident
+
+    def query_batch(
+        self, questions: Sequence[str], k: int = 5, threshold: float | None = None
+    ) -> list[RemoteResult]:
+        """One RemoteResult per question, in order, from one request."""
+        questions = _as_list(questions, "questions")
+        if not questions:
+            return []
+        data = self._call(
+            "POST", "/search", self._search_body({"queries": questions}, k, threshold)
+        )
+        answered = data.get("answered") or [bool(rows) for rows in data["results"]]
+        return [
+            RemoteResult([RemoteHit.from_json(h) for h in rows], bool(flag), data.get("threshold"))
+            for rows, flag in zip(data["results"], answered, strict=True)
+        ]
+
+    def search_batch(
+        self, questions: Sequence[str], k: int = 5, threshold: float | None = None
+    ) -> list[list[RemoteHit]]:
+        """`search` for several questions in one request."""
+        return [result.confident for result in self.query_batch(questions, k, threshold)]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised sentence vectors from the index's encoder, float32 [n, dim]."""
+        texts = _as_list(texts, "texts")
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        data = self._call("POST", "/embed", {"texts": texts})
+        return np.asarray(data["embeddings"], dtype=np.float32).reshape(
+            len(texts), int(data["dim"])
+        )
+
+    # -- transport -----------------------------------------------------------------
+    @staticmethod
+    def _search_body(body: dict[str, Any], k: int, threshold: float | None) -> dict[str, Any]:
+        body["k"] = k
+        if threshold is not None:
+            body["threshold"] = threshold
+        return body
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        request = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raise _from_http_error(exc, self.url + path) from None
+        except (TimeoutError, urllib.error.URLError, ConnectionError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ServiceUnavailableError(
+                f"cannot reach semsearch at {self.url}: {reason}"
+            ) from None
+
+
+def _as_list(values: Sequence[str], name: str) -> list[str]:
+    if isinstance(values, str):
+        raise TypeError(f"{name} must be a list of strings, not one string: wrap it in a list")
+    return list(values)
+
+
+def _from_http_error(exc: urllib.error.HTTPError, where: str) -> ServiceError:
+    raw = exc.read()
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    detail = body.get("detail")
+    message = detail if isinstance(detail, str) else f"HTTP {exc.code} from {where}"
+    cls = _BY_STATUS.get(exc.code) or (ServerError if exc.code >= 500 else ServiceError)
+    return cls(message, exc.code, body)

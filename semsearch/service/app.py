@@ -1,0 +1,252 @@
+"""The FastAPI app: /health, /search, /embed, the search page at / and the docs at /docs.
+
+Routes that touch the model hand a job to the micro-batcher and await it: the model,
+FAISS and SQLite run on the batcher's worker thread, never on the event loop.
+Every error body is `{"detail": "one line", "errors": [...]}`, validation errors name
+the field (`k`, `queries.3`, ...). (No `from __future__ import annotations` here:
+FastAPI reads the route annotations at runtime, some of them local to `create_app`.)
+"""
+
+import contextlib
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request, Security
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from semsearch import __version__
+from semsearch.cli.query import result_json
+from semsearch.errors import InputError, SemsearchError
+from semsearch.service.batcher import BatcherStoppedError, MicroBatcher
+from semsearch.service.config import ServeConfig
+from semsearch.service.jobs import EmbedJob, SearchJob
+from semsearch.service.live import LiveIndex
+from semsearch.service.page import page_html
+from semsearch.service.schemas import (
+    BatchSearchResponse,
+    EmbedResponse,
+    ErrorResponse,
+    HealthResponse,
+    SearchResponse,
+    request_models,
+)
+
+log = logging.getLogger("semsearch.service")
+
+DESCRIPTION = """Answers new questions with known answers by cosine similarity over a
+semsearch index. With an API key, every route but `/health` (and this page) needs
+`Authorization: Bearer KEY`."""
+
+
+def _error(
+    status: int, detail: str, errors: list[dict[str, Any]] | None = None, **kw: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {"detail": detail}
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, **kw)
+
+
+def _field(location: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(part) for part in location]
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+HEAVY = 20_000
+"""Responses with more numbers or hits than this are serialised off the event loop."""
+
+
+async def _json(build: Callable[[], dict[str, Any]], weight: int) -> Response:
+    """JSON for the client; a big body (many vectors or hits) is built in a thread."""
+    if weight < HEAVY:
+        return JSONResponse(build())
+
+    def render() -> bytes:
+        text = json.dumps(build(), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8")
+
+    return Response(await run_in_threadpool(render), media_type="application/json")
+
+
+class BodyLimit:
+    """413 for a request body over the cap, by Content-Length or while streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> HTTPException:
+        return HTTPException(
+            413, f"request body is larger than the server's limit of {self.max_bytes} bytes"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                response = _error(413, self._too_large().detail)
+                await response(scope, receive, send)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise self._too_large()  # FastAPI re-raises HTTPExceptions from body reading
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def create_app(
+    live: LiveIndex,
+    batcher: MicroBatcher,
+    config: ServeConfig,
+    *,
+    manage: bool = True,
+) -> FastAPI:
+    """An app over one live index and one batcher; with `manage`, its lifespan starts
+    and stops both (the batcher after the last in-flight request has finished)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if manage:
+            batcher.start()
+            live.start()
+        try:
+            yield
+        finally:
+            if manage:  # queued jobs finish on the open index, then it is closed
+                batcher.stop()
+                live.close()
+
+    app = FastAPI(
+        title="semsearch",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    SearchRequest, EmbedRequest = request_models(config, live.search.k)
+    bearer = HTTPBearer(auto_error=False, description="the server's API key")
+    key = config.api_key.encode("utf-8") if config.api_key else None
+
+    def require_key(credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> None:
+        given = credentials.credentials.encode("utf-8") if credentials else b""
+        if key is not None and not hmac.compare_digest(given, key):
+            raise HTTPException(
+                401,
+                "missing or wrong API key: send the header Authorization: Bearer KEY",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    guarded = [Depends(require_key)] if key else []
+    errors: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorResponse} for code in ((401, 413, 422) if key else (413, 422))
+    }
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        found = [
+            {
+                "field": _field(e.get("loc", ())),
+                "message": str(e.get("msg", "")).removeprefix("Value error, "),
+                "type": e.get("type", ""),
+            }
+            for e in exc.errors()
+        ]
+        if any(e["type"] == "json_invalid" for e in found):
+            return _error(422, "the request body is not valid JSON", found)
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in found)
+        return _error(422, detail or "invalid request", found)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(InputError)
+    async def input_error(_: Request, exc: InputError) -> JSONResponse:
+        return _error(422, str(exc))
+
+    @app.exception_handler(BatcherStoppedError)
+    async def stopping(_: Request, exc: BatcherStoppedError) -> JSONResponse:
+        return _error(503, str(exc), headers={"Retry-After": "1"})
+
+    @app.exception_handler(SemsearchError)
+    async def semsearch_error(_: Request, exc: SemsearchError) -> JSONResponse:
+        log.error("semsearch: request failed: %s", exc)
+        return _error(500, str(exc))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # uvicorn logs the traceback; the client gets JSON like every other error
+        return _error(500, f"internal error ({type(exc).__name__}); see the server log")
+
+    @app.get("/health", response_model=HealthResponse, tags=["service"])
+    async def health() -> dict[str, Any]:
+        """Liveness and the served index; never needs the API key."""
+        return {"status": "ok", "index": live.name, "count": live.count, "version": live.version}
+
+    @app.post(
+        "/search",
+        dependencies=guarded,
+        responses={200: {"model": SearchResponse | BatchSearchResponse}, **errors},
+        tags=["search"],
+    )
+    async def search(body: SearchRequest) -> Response:  # type: ignore[valid-type]
+        """Rank known entries for `query` (one) or `queries` (a list), best first.
+
+        Every hit comes back; `answered` says whether the best clears the threshold."""
+        one = body.query is not None  # type: ignore[attr-defined]
+        questions = [body.query] if one else body.queries  # type: ignore[attr-defined]
+        job = SearchJob(questions, body.k, body.threshold)  # type: ignore[attr-defined]
+        found = await batcher.run(job, len(questions))
+        if one:
+            return JSONResponse(result_json(found[0]))
+
+        def build() -> dict[str, Any]:
+            shaped = [result_json(result) for result in found]
+            return {
+                "results": [item["results"] for item in shaped],
+                "answered": [item["answered"] for item in shaped],
+                "threshold": shaped[0]["threshold"] if shaped else None,
+            }
+
+        return await _json(build, 100 * sum(len(result.hits) for result in found))
+
+    @app.post(
+        "/embed",
+        dependencies=guarded,
+        responses={200: {"model": EmbedResponse}, **errors},
+        tags=["search"],
+    )
+    async def embed(body: EmbedRequest) -> Response:  # type: ignore[valid-type]
+        """L2-normalised sentence vectors from the index's own encoder."""
+        texts = body.texts  # type: ignore[attr-defined]
+        vectors = await batcher.run(EmbedJob(texts), len(texts))
+        return await _json(
+            lambda: {"embeddings": vectors.tolist(), "dim": int(vectors.shape[1])},
+            int(vectors.size),
+        )
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        """The search page: static, so it loads without a key and asks for one on 401."""
+        return HTMLResponse(page_html(live.name), headers={"Cache-Control": "no-cache"})
+
+    return app

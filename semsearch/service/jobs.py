@@ -1,0 +1,95 @@
+"""What the batch worker does with a batch of /search and /embed requests.
+
+All searches of a batch that ask for the same `k` and threshold go through one
+`SearchEngine.query_batch` call: one forward pass, one FAISS search, one SQLite query,
+on one leased index version. /embed texts of the batch share one `encode` call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from semsearch.search import SearchResult
+from semsearch.service.live import LiveIndex
+
+
+@dataclass(frozen=True)
+class SearchJob:
+    questions: list[str]
+    k: int
+    threshold: float | None
+
+
+@dataclass(frozen=True)
+class EmbedJob:
+    texts: list[str]
+
+
+Job = SearchJob | EmbedJob
+
+
+class QuietEncoder:
+    """The index's encoder as the server uses it: no progress bar, no truncation notes
+    (limits cap the input; long texts are cut silently), fingerprint hashed once."""
+
+    def __init__(self, encoder: Any) -> None:
+        self.encoder = encoder
+        encoder.report_truncation = False
+        self.truncated = 0
+        self._fingerprint: dict[str, Any] = dict(encoder.fingerprint)
+
+    @property
+    def dim(self) -> int:
+        return int(self.encoder.dim)
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        return self._fingerprint
+
+    def encode(
+        self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool | None = None
+    ) -> np.ndarray:
+        vectors = self.encoder.encode(texts, batch_size=batch_size, show_progress=False)
+        self.truncated = self.encoder.truncated
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def processor(live: LiveIndex) -> Callable[[list[Job]], list[Any]]:
+    """The batch function for MicroBatcher: results in job order."""
+
+    def process(jobs: list[Job]) -> list[Any]:
+        results: list[Any] = [None] * len(jobs)
+        embeds = [i for i, job in enumerate(jobs) if isinstance(job, EmbedJob)]
+        if embeds:
+            texts = [text for i in embeds for text in _texts(jobs[i])]
+            _split(live.encoder.encode(texts), embeds, jobs, results)
+        groups: dict[tuple[int, float | None], list[int]] = {}
+        for i, job in enumerate(jobs):
+            if isinstance(job, SearchJob):
+                groups.setdefault((job.k, job.threshold), []).append(i)
+        if groups:
+            with live.engine() as engine:
+                for (k, threshold), members in groups.items():
+                    questions = [q for i in members for q in _texts(jobs[i])]
+                    _split(engine.query_batch(questions, k, threshold), members, jobs, results)
+        return results
+
+    return process
+
+
+def _texts(job: Job) -> list[str]:
+    return job.questions if isinstance(job, SearchJob) else job.texts
+
+
+def _split(
+    rows: np.ndarray | list[SearchResult], members: list[int], jobs: list[Job], out: list[Any]
+) -> None:
+    start = 0
+    for i in members:
+        count = len(_texts(jobs[i]))
+        out[i] = rows[start : start + count]
+        start += count

@@ -1,0 +1,118 @@
+"""Request and response bodies of the HTTP API, with the server's limits built in.
+
+The limits come from `ServeConfig`, so the models are made per app by `request_models`.
+(No `from __future__ import annotations` here: pydantic and FastAPI read these
+annotations at runtime, some of them local to a function.)
+"""
+
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from semsearch.service.config import ServeConfig
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty or only whitespace")
+    return value
+
+
+class ResultItem(BaseModel):
+    """One known entry that answers the question; `score` is the cosine similarity."""
+
+    id: str
+    score: float
+    text: str = Field(description="the known question (or text) that matched")
+    answer: str
+    metadata: dict[str, Any]
+    rank: int
+
+
+class SearchResponse(BaseModel):
+    """One question: every hit, best first; `answered` is false below the threshold."""
+
+    question: str
+    answered: bool
+    threshold: float | None
+    results: list[ResultItem]
+
+
+class BatchSearchResponse(BaseModel):
+    """Several questions, in request order."""
+
+    results: list[list[ResultItem]]
+    answered: list[bool]
+    threshold: float | None
+
+
+class EmbedResponse(BaseModel):
+    embeddings: list[list[float]]
+    dim: int
+
+
+class HealthResponse(BaseModel):
+    status: str
+    index: str
+    count: int
+    version: str
+
+
+class ErrorResponse(BaseModel):
+    """Every error: `detail` is one line a person can act on; `errors` names fields."""
+
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+def request_models(config: ServeConfig, default_k: int) -> tuple[type[BaseModel], type[BaseModel]]:
+    """The /search and /embed request bodies under this server's limits."""
+    question = Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=config.max_text_chars),
+        AfterValidator(_not_blank),
+    ]
+    text = Annotated[str, StringConstraints(max_length=config.max_text_chars)]
+    k_type = Annotated[
+        int, Field(ge=1, le=config.max_k, description=f"hits per question, 1..{config.max_k}")
+    ]
+    strict = ConfigDict(strict=True, extra="forbid")
+
+    class SearchRequest(BaseModel):
+        """Give `query` (one question) or `queries` (a list), not both."""
+
+        model_config = ConfigDict(
+            strict=True,
+            extra="forbid",
+            json_schema_extra={"examples": [{"query": "how do I export a PDF?", "k": 3}]},
+        )
+        query: question | None = None
+        queries: (
+            Annotated[list[question], Field(min_length=1, max_length=config.max_texts)] | None
+        ) = None
+        k: k_type = default_k
+        threshold: Annotated[float, Field(ge=-1.0, le=1.0)] | None = Field(
+            default=None,
+            description="minimum cosine score for an answer (server default if absent)",
+        )
+
+        @model_validator(mode="after")
+        def _one_of(self) -> "SearchRequest":
+            if (self.query is None) == (self.queries is None):
+                raise ValueError(
+                    "give either 'query' (one question) or 'queries' (a list of questions)"
+                )
+            return self
+
+    class EmbedRequest(BaseModel):
+        model_config = strict
+        texts: Annotated[list[text], Field(min_length=1, max_length=config.max_texts)]
+
+    return SearchRequest, EmbedRequest
