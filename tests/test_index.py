@@ -225,8 +225,10 @@ def test_add_then_delete_then_reopen(
 def test_adding_an_existing_id_replaces_text_answer_and_vector(
     index_type: str, tmp_path: Path, tiny_encoder: Encoder
 ) -> None:
+    # an exhaustive k=100 search below needs hnsw to explore more than its default
+    params = {"efSearch": 256} if index_type == "hnsw" else None
     store = IndexStore.build(
-        tmp_path / "faq", [make_records(100)], tiny_encoder, index_type=index_type
+        tmp_path / "faq", [make_records(100)], tiny_encoder, index_type=index_type, params=params
     )
     replacement = Record("r3", "how do I reset my password", "use the reset link", {"v": 2})
     stats = store.add([[replacement]], tiny_encoder)

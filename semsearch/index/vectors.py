@@ -27,7 +27,7 @@ that the graph index keeps queries fast at a recall cost of a percent or two."""
 
 DEFAULT_PARAMS: dict[str, dict[str, int | None]] = {
     "flat": {},
-    "hnsw": {"M": 32, "efConstruction": 200, "efSearch": 128},
+    "hnsw": {"M": 32, "efConstruction": 200, "efSearch": 64},
     # None: derived from the corpus size by _default_nlist and _default_nprobe.
     "ivf": {"nlist": None, "nprobe": None},
     "sq8": {},
