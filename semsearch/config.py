@@ -18,6 +18,8 @@ from semsearch.errors import ConfigError
 ENCODER_KINDS = ("sentence-transformer", "bert")
 POOLING_MODES = ("cls", "pooler", "mean", "max", "mean_max", "last")
 LAYER_COMBINES = ("concat", "sum", "mean")
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+CUDA_DTYPES = ("float16", "bfloat16", "float32")
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 
@@ -48,7 +50,12 @@ def parse_layers(value: str | int | list[int] | tuple[int, ...]) -> tuple[int, .
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    """What builds sentence vectors: `kind` picks the encoder; pooling and layers are raw BERT's."""
+    """What builds sentence vectors: `kind` picks the encoder; pooling and layers are raw BERT's.
+
+    `backend` picks what runs the model: torch, onnx (ONNX Runtime fp32, the same vectors)
+    or onnx-int8 (quantized, other vectors); auto is onnx on CPU and torch on CUDA, where
+    the forward pass runs under autocast in `cuda_dtype`. `threads` defaults to the cores.
+    """
 
     kind: str = "sentence-transformer"
     model: str = DEFAULT_MODEL
@@ -60,9 +67,16 @@ class EncoderConfig:
     normalize: bool = True
     device: str = "auto"
     batch_size: int = 32
+    backend: str = "auto"
+    threads: int | None = None
+    cuda_dtype: str = "float16"
 
     def __post_init__(self) -> None:
         _choice("encoder", self.kind, ENCODER_KINDS)
+        _choice("backend", self.backend, BACKENDS)
+        _choice("cuda_dtype", self.cuda_dtype, CUDA_DTYPES)
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError("threads must be at least 1")
         _choice("pooling", self.pooling, POOLING_MODES)
         _choice("layer combination", self.layer_combine, LAYER_COMBINES)
         object.__setattr__(self, "layers", parse_layers(self.layers))

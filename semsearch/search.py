@@ -62,6 +62,8 @@ class SearchResult:
 def encoder_config_for(manifest_encoder: dict[str, Any], device: str = "auto") -> EncoderConfig:
     """The encoder settings that built an index, from its manifest's fingerprint."""
     values = {key: manifest_encoder[key] for key in ENCODER_KEYS if key in manifest_encoder}
+    if manifest_encoder.get("precision") == "int8":
+        values["backend"] = "onnx-int8"  # int8 vectors are only comparable with int8 ones
     if manifest_encoder.get("kind") == "bert":
         values["pooling"] = manifest_encoder["pooling"]
     else:
@@ -77,6 +79,9 @@ class SearchEngine:
         self, store: IndexStore, encoder: Encoder, config: SearchConfig | None = None
     ) -> None:
         check_encoder(store.manifest.encoder, encoder.fingerprint)
+        prepare = getattr(encoder, "prepare", None)  # stand-in encoders may have none
+        if prepare is not None:
+            prepare()  # load the backend now, so that no question pays for it
         self.store = store
         self.encoder = encoder
         self.config = config or SearchConfig()

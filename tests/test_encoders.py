@@ -91,6 +91,8 @@ def test_fingerprint_names_everything_that_decides_the_vectors(tiny_bert):
         "max_seq_length": 128,
         "normalize": True,
         "dim": 32,
+        "backend": "onnx",
+        "precision": "fp32",
     }
     assert len(encoder.fingerprint["weights_sha256"]) == 64
 

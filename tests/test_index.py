@@ -19,6 +19,7 @@ import pytest
 from conftest import shared_data
 from index_writer import HashEncoder, make_records
 
+from semsearch import atomic
 from semsearch.corpus import Record
 from semsearch.encoders import Encoder, load_encoder
 from semsearch.errors import ConfigError, EncoderMismatchError, IndexFolderError, InputError
@@ -27,7 +28,6 @@ from semsearch.index import (
     FORMAT_VERSION,
     IndexStore,
     Manifest,
-    atomic,
     check_encoder,
 )
 from semsearch.index.store import sha256_file

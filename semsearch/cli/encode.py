@@ -10,21 +10,16 @@ import numpy as np
 import typer
 
 from semsearch.cli.options import (
-    BatchOpt,
-    CombineOpt,
+    DEFAULT_ENCODER_OPTIONS,
     ConfigOpt,
-    DeviceOpt,
+    EncoderOptions,
     JsonOpt,
-    KindOpt,
-    LayersOpt,
     MaxLenOpt,
     ModelOpt,
-    PoolingOpt,
     QuietOpt,
-    SkipSpecialOpt,
-    encoder_from_options,
     read_lines,
     settings_from_options,
+    with_encoder_options,
 )
 from semsearch.errors import InputError
 
@@ -78,18 +73,11 @@ def tokens(
     typer.echo(f"{len(pieces)} tokens")
 
 
+@with_encoder_options
 def similarity(
     texts: Annotated[list[str], typer.Argument(help="Two or more texts to compare.")],
     metric: Annotated[str, typer.Option("--metric", help="cosine or euclidean.")] = "cosine",
-    config: ConfigOpt = None,
-    kind: KindOpt = None,
-    model: ModelOpt = None,
-    pooling: PoolingOpt = None,
-    layers: LayersOpt = None,
-    layer_combine: CombineOpt = None,
-    skip_special: SkipSpecialOpt = None,
-    max_seq_length: MaxLenOpt = None,
-    device: DeviceOpt = None,
+    options: EncoderOptions = DEFAULT_ENCODER_OPTIONS,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the similarity matrix of the texts' sentence vectors.
@@ -100,11 +88,7 @@ def similarity(
         raise InputError("similarity needs at least two texts")
     if metric not in ("cosine", "euclidean"):
         raise InputError(f"unknown metric {metric!r}: choose cosine or euclidean")
-    encoder = encoder_from_options(
-        config=config, kind=kind, model=model, pooling=pooling, layers=layers,
-        layer_combine=layer_combine, skip_special=skip_special,
-        max_seq_length=max_seq_length, device=device,
-    )  # fmt: skip
+    encoder = options.encoder()
     vectors = encoder.encode(texts).astype(np.float64)
     if metric == "cosine":
         unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
@@ -122,6 +106,7 @@ def similarity(
         typer.echo(f"{f'[{i}]':<{len(metric)}} " + "".join(f"{value:>9.4f}" for value in row))
 
 
+@with_encoder_options
 def embed(
     source: Annotated[str, typer.Argument(help="Text file, one text a line, or - for stdin.")],
     output: Annotated[
@@ -139,16 +124,7 @@ def embed(
     merge: Annotated[
         str, typer.Option("--merge", help=f"With --words: {', '.join(WORD_MERGES)}.")
     ] = "mean",
-    config: ConfigOpt = None,
-    kind: KindOpt = None,
-    model: ModelOpt = None,
-    pooling: PoolingOpt = None,
-    layers: LayersOpt = None,
-    layer_combine: CombineOpt = None,
-    skip_special: SkipSpecialOpt = None,
-    max_seq_length: MaxLenOpt = None,
-    device: DeviceOpt = None,
-    batch_size: BatchOpt = None,
+    options: EncoderOptions = DEFAULT_ENCODER_OPTIONS,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -165,11 +141,7 @@ def embed(
     if per_token and per_word:
         raise InputError("choose one of --tokens and --words")
     texts = read_lines(source)
-    encoder = encoder_from_options(
-        config=config, kind=kind, model=model, pooling=pooling, layers=layers,
-        layer_combine=layer_combine, skip_special=skip_special,
-        max_seq_length=max_seq_length, device=device, batch_size=batch_size,
-    )  # fmt: skip
+    encoder = options.encoder()
     output.parent.mkdir(parents=True, exist_ok=True)
     if per_token or per_word:
         pieces = (

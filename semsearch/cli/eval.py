@@ -15,19 +15,18 @@ from typing import Annotated, Any
 import typer
 
 from semsearch.cli.options import (
+    DEFAULT_ENCODER_OPTIONS,
     BatchOpt,
-    CombineOpt,
     ConfigOpt,
     DeviceOpt,
+    EncoderOptions,
     JsonOpt,
-    KindOpt,
-    LayersOpt,
     MaxLenOpt,
     ModelOpt,
-    PoolingOpt,
     QuietOpt,
     SkipSpecialOpt,
     settings_from_options,
+    with_encoder_options,
 )
 
 eval_app = typer.Typer(
@@ -91,20 +90,12 @@ def _emit(payload: dict[str, Any], lines: list[str], as_json: bool) -> None:
 
 
 @eval_app.command("sts")
+@with_encoder_options
 def sts(
     file: StsFileArg,
     split: SplitOpt = None,
     limit: LimitOpt = None,
-    config: ConfigOpt = None,
-    kind: KindOpt = None,
-    model: ModelOpt = None,
-    pooling: PoolingOpt = None,
-    layers: LayersOpt = None,
-    layer_combine: CombineOpt = None,
-    skip_special: SkipSpecialOpt = None,
-    max_seq_length: MaxLenOpt = None,
-    device: DeviceOpt = None,
-    batch_size: BatchOpt = None,
+    options: EncoderOptions = DEFAULT_ENCODER_OPTIONS,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -119,11 +110,7 @@ def sts(
     from semsearch.evaluation.data import read_sts
     from semsearch.evaluation.sts import evaluate_sts
 
-    settings = settings_from_options(
-        config=config, kind=kind, model=model, pooling=pooling, layers=layers,
-        layer_combine=layer_combine, skip_special=skip_special,
-        max_seq_length=max_seq_length, device=device, batch_size=batch_size,
-    )  # fmt: skip
+    settings = options.settings()
     pairs = read_sts(file, split=split or "test", limit=limit)
     encoder = load_encoder(settings.encoder)
     _note(f"scoring {len(pairs)} pairs of {pairs.path}", quiet or as_json)
@@ -139,6 +126,7 @@ def sts(
 
 
 @eval_app.command("retrieval")
+@with_encoder_options
 def retrieval(
     folder: Annotated[
         Path,
@@ -166,16 +154,7 @@ def retrieval(
         Path | None,
         typer.Option("--per-query", help="Write one JSON line per query (metrics, top hits)."),
     ] = None,
-    config: ConfigOpt = None,
-    kind: KindOpt = None,
-    model: ModelOpt = None,
-    pooling: PoolingOpt = None,
-    layers: LayersOpt = None,
-    layer_combine: CombineOpt = None,
-    skip_special: SkipSpecialOpt = None,
-    max_seq_length: MaxLenOpt = None,
-    device: DeviceOpt = None,
-    batch_size: BatchOpt = None,
+    options: EncoderOptions = DEFAULT_ENCODER_OPTIONS,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -194,12 +173,7 @@ def retrieval(
 
     if k < 1:
         raise InputError(f"-k must be at least 1, got {k}")
-    settings = settings_from_options(
-        config=config, kind=kind, model=model, pooling=pooling, layers=layers,
-        layer_combine=layer_combine, skip_special=skip_special,
-        max_seq_length=max_seq_length, device=device, batch_size=batch_size,
-        index={"type": index_type},
-    )  # fmt: skip
+    settings = options.settings(index={"type": index_type})
     resolve_type(settings.index.type, 0)  # an unknown type fails before any reading
     beir = BeirFolder.open(folder, split)
     if k < 100:
@@ -294,6 +268,7 @@ def sweep(
 
 
 @eval_app.command("classify")
+@with_encoder_options
 def classify(
     train: Annotated[
         Path, typer.Argument(help="Training file: sentence<TAB>label, or CSV text,category.")
@@ -319,16 +294,7 @@ def classify(
         str | None,
         typer.Option("--label-field", help="Label column (CSV).", rich_help_panel=DATA_PANEL),
     ] = None,
-    config: ConfigOpt = None,
-    kind: KindOpt = None,
-    model: ModelOpt = None,
-    pooling: PoolingOpt = None,
-    layers: LayersOpt = None,
-    layer_combine: CombineOpt = None,
-    skip_special: SkipSpecialOpt = None,
-    max_seq_length: MaxLenOpt = None,
-    device: DeviceOpt = None,
-    batch_size: BatchOpt = None,
+    options: EncoderOptions = DEFAULT_ENCODER_OPTIONS,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -345,11 +311,7 @@ def classify(
     from semsearch.evaluation.deps import require
 
     require("sklearn", "eval classify")
-    settings = settings_from_options(
-        config=config, kind=kind, model=model, pooling=pooling, layers=layers,
-        layer_combine=layer_combine, skip_special=skip_special,
-        max_seq_length=max_seq_length, device=device, batch_size=batch_size,
-    )  # fmt: skip
+    settings = options.settings()
     train_set = read_labelled(train, text_field=text_field, label_field=label_field)
     test_set = read_labelled(test, text_field=text_field, label_field=label_field)
     encoder = load_encoder(settings.encoder)

@@ -9,19 +9,12 @@ from typing import Annotated, Any
 import typer
 
 from semsearch.cli.options import (
-    BatchOpt,
-    CombineOpt,
-    ConfigOpt,
+    DEFAULT_ENCODER_OPTIONS,
     DeviceOpt,
+    EncoderOptions,
     JsonOpt,
-    KindOpt,
-    LayersOpt,
-    MaxLenOpt,
-    ModelOpt,
-    PoolingOpt,
     QuietOpt,
-    SkipSpecialOpt,
-    settings_from_options,
+    with_encoder_options,
 )
 
 FIELDS_PANEL = "Corpus fields"
@@ -71,6 +64,7 @@ def _print_stats(summary: dict[str, Any], as_json: bool) -> None:
         typer.echo(f"{key.replace('_', ' '):>12}: {shown}")
 
 
+@with_encoder_options
 def index(
     corpus: CorpusArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="Index folder to write.")],
@@ -79,16 +73,7 @@ def index(
     answer_field: AnswerFieldOpt = None,
     id_field: IdFieldOpt = None,
     strict: StrictOpt = False,
-    config: ConfigOpt = None,
-    kind: KindOpt = None,
-    model: ModelOpt = None,
-    pooling: PoolingOpt = None,
-    layers: LayersOpt = None,
-    layer_combine: CombineOpt = None,
-    skip_special: SkipSpecialOpt = None,
-    max_seq_length: MaxLenOpt = None,
-    device: DeviceOpt = None,
-    batch_size: BatchOpt = None,
+    options: EncoderOptions = DEFAULT_ENCODER_OPTIONS,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -101,12 +86,7 @@ def index(
     from semsearch.index import IndexStore
     from semsearch.index.vectors import resolve_type
 
-    settings = settings_from_options(
-        config=config, kind=kind, model=model, pooling=pooling, layers=layers,
-        layer_combine=layer_combine, skip_special=skip_special,
-        max_seq_length=max_seq_length, device=device, batch_size=batch_size,
-        index={"type": index_type},
-    )  # fmt: skip
+    settings = options.settings(index={"type": index_type})
     resolve_type(settings.index.type, 0)  # an unknown type fails before any reading
     source = open_corpus(
         corpus, text_field=text_field, answer_field=answer_field, id_field=id_field, strict=strict

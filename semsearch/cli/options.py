@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -86,45 +90,116 @@ BatchOpt = Annotated[
     int | None,
     typer.Option("--batch-size", help="Texts per forward pass.", rich_help_panel=ENCODER_PANEL),
 ]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        help="auto (onnx on CPU, torch on CUDA), torch, onnx (same vectors, faster), "
+        "onnx-int8 (quantized: fastest, other vectors).",
+        rich_help_panel=ENCODER_PANEL,
+    ),
+]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        help="ONNX Runtime threads (default: the cores).",
+        rich_help_panel=ENCODER_PANEL,
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
 
 def settings_from_options(
     config: Path | None = None,
-    kind: str | None = None,
-    model: str | None = None,
-    pooling: str | None = None,
-    layers: str | None = None,
-    layer_combine: str | None = None,
     skip_special: bool | None = None,
-    max_seq_length: int | None = None,
-    device: str | None = None,
-    batch_size: int | None = None,
     index: dict[str, object] | None = None,
     search: dict[str, object] | None = None,
+    **encoder: Any,
 ) -> Settings:
     """The config file's settings with the options that were given laid over them."""
     return load_settings(
-        config,
-        index=index,
-        search=search,
-        kind=kind,
-        model=model,
-        pooling=pooling,
-        layers=layers,
-        layer_combine=layer_combine,
-        skip_special_tokens=skip_special,
-        max_seq_length=max_seq_length,
-        device=device,
-        batch_size=batch_size,
+        config, index=index, search=search, skip_special_tokens=skip_special, **encoder
     )
 
 
-def encoder_from_options(**options: object) -> Encoder:
-    from semsearch.encoders import load_encoder
+@dataclasses.dataclass(frozen=True)
+class EncoderOptions:
+    """The encoder options of one command line (None: not given)."""
 
-    return load_encoder(settings_from_options(**options).encoder)  # type: ignore[arg-type]
+    config: Path | None = None
+    kind: str | None = None
+    model: str | None = None
+    pooling: str | None = None
+    layers: str | None = None
+    layer_combine: str | None = None
+    skip_special: bool | None = None
+    max_seq_length: int | None = None
+    device: str | None = None
+    batch_size: int | None = None
+    backend: str | None = None
+    threads: int | None = None
+
+    def given(self) -> dict[str, Any]:
+        """EncoderConfig fields that were set on the command line."""
+        values = dataclasses.asdict(self)
+        values.pop("config")
+        values["skip_special_tokens"] = values.pop("skip_special")
+        return {key: value for key, value in values.items() if value is not None}
+
+    def settings(
+        self, index: dict[str, object] | None = None, search: dict[str, object] | None = None
+    ) -> Settings:
+        return load_settings(self.config, index=index, search=search, **self.given())
+
+    def encoder(self) -> Encoder:
+        from semsearch.encoders import load_encoder
+
+        return load_encoder(self.settings().encoder)
+
+
+DEFAULT_ENCODER_OPTIONS = EncoderOptions()
+
+_ENCODER_OPTION_TYPES: dict[str, Any] = {
+    "config": ConfigOpt,
+    "kind": KindOpt,
+    "model": ModelOpt,
+    "pooling": PoolingOpt,
+    "layers": LayersOpt,
+    "layer_combine": CombineOpt,
+    "skip_special": SkipSpecialOpt,
+    "max_seq_length": MaxLenOpt,
+    "device": DeviceOpt,
+    "batch_size": BatchOpt,
+    "backend": BackendOpt,
+    "threads": ThreadsOpt,
+}
+
+
+def with_encoder_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command every encoder option, declared once here; the command takes them
+    as one `options: EncoderOptions` parameter."""
+    own = [
+        parameter
+        for parameter in inspect.signature(command, eval_str=True).parameters.values()
+        if parameter.name != "options"
+    ]
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
+        for name, kind in _ENCODER_OPTION_TYPES.items()
+    ]
+
+    @functools.wraps(command)
+    def wrapper(**values: Any) -> None:
+        chosen = {name: values.pop(name) for name in _ENCODER_OPTION_TYPES}
+        command(**values, options=EncoderOptions(**chosen))
+
+    del wrapper.__wrapped__  # typer must read the signature below, not the command's own
+    parameters = own + added
+    wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": None}
+    return wrapper
 
 
 def read_lines(source: str) -> list[str]:

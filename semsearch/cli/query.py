@@ -11,16 +11,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from semsearch.cli.options import (
-    CombineOpt,
-    ConfigOpt,
-    DeviceOpt,
+    DEFAULT_ENCODER_OPTIONS,
+    EncoderOptions,
     JsonOpt,
-    KindOpt,
-    LayersOpt,
-    MaxLenOpt,
-    ModelOpt,
-    PoolingOpt,
-    SkipSpecialOpt,
+    with_encoder_options,
 )
 from semsearch.errors import ConfigError, SemsearchError
 
@@ -68,6 +62,7 @@ def _emit(result: SearchResult, as_json: bool) -> None:
     typer.echo(json.dumps(result_json(result), ensure_ascii=False) if as_json else render(result))
 
 
+@with_encoder_options
 def query(
     index_path: Annotated[Path, typer.Argument(help="Index folder built by `semsearch index`.")],
     question: Annotated[
@@ -82,15 +77,7 @@ def query(
             "--threshold", help="Minimum cosine score for an answer; calibrate per model."
         ),
     ] = None,
-    config: ConfigOpt = None,
-    kind: KindOpt = None,
-    model: ModelOpt = None,
-    pooling: PoolingOpt = None,
-    layers: LayersOpt = None,
-    layer_combine: CombineOpt = None,
-    skip_special: SkipSpecialOpt = None,
-    max_seq_length: MaxLenOpt = None,
-    device: DeviceOpt = None,
+    options: EncoderOptions = DEFAULT_ENCODER_OPTIONS,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer questions from an index: ranked known answers with cosine scores.
@@ -100,12 +87,7 @@ def query(
     Without QUESTION: an interactive prompt at a terminal, or one question a line
     from piped standard input (one answer block, or JSON line, each).
     """
-    engine = _open_engine(
-        index_path, config, device,
-        dict(kind=kind, model=model, pooling=pooling, layers=layers, layer_combine=layer_combine,
-             skip_special_tokens=skip_special, max_seq_length=max_seq_length),
-        {"k": k, "threshold": threshold},
-    )  # fmt: skip
+    engine = _open_engine(index_path, options, {"k": k, "threshold": threshold})
     if question is not None:
         _emit(engine.query(question), as_json)
     elif sys.stdin.isatty():
@@ -118,27 +100,22 @@ def query(
 
 
 def _open_engine(
-    index_path: Path,
-    config: Path | None,
-    device: str | None,
-    encoder_options: dict[str, Any],
-    search_options: dict[str, Any],
+    index_path: Path, options: EncoderOptions, search_options: dict[str, Any]
 ) -> SearchEngine:
     """The index's own encoder, or the one the options describe (refused if it differs)."""
     import dataclasses
 
-    from semsearch.config import load_settings
     from semsearch.encoders import load_encoder
     from semsearch.index import IndexStore
     from semsearch.search import SearchEngine, encoder_config_for
 
-    settings = load_settings(config, search=search_options)
+    settings = options.settings(search=search_options)
     store = IndexStore.open(index_path)
-    encoder_config = encoder_config_for(store.manifest.encoder, device or "auto")
-    given = {key: value for key, value in encoder_options.items() if value is not None}
-    if config is not None or given:
-        base = settings.encoder if config is not None else encoder_config
-        encoder_config = dataclasses.replace(base, **given, device=device or base.device)
+    encoder_config = encoder_config_for(store.manifest.encoder, options.device or "auto")
+    if options.config is not None:
+        encoder_config = settings.encoder
+    elif options.given():
+        encoder_config = dataclasses.replace(encoder_config, **options.given())
     return SearchEngine(store, load_encoder(encoder_config), settings.search)
 
 

@@ -1,15 +1,18 @@
 """The Encoder protocol and the batching loop every encoder shares.
 
-Subclasses only say how one padded batch becomes vectors (`_embed`); tokenisation,
-truncation counting, length-sorted batching, order restoring, normalisation and the
-progress bar live here once.
+Subclasses only give the torch module that turns one padded batch into vectors
+(`sentence_module`); the backend that runs it (torch, or ONNX Runtime fp32/int8),
+tokenisation, truncation counting, length-sorted batching, order restoring,
+normalisation and the progress bar live here once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,11 @@ FINGERPRINT_KEYS = (
     "max_seq_length",
     "normalize",
     "dim",
+    "backend",
+    "precision",
 )
+CHUNK_TEXTS = 8192  # texts tokenised and length-sorted together; bounds memory on huge inputs
+CUDA_DTYPE_NAMES = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}
 
 
 def pick_device(name: str) -> torch.device:
@@ -65,18 +72,59 @@ def check_texts(texts: Sequence[str]) -> list[str]:
 def pad_batch(
     rows: Sequence[dict[str, list[int]]], pad_id: int, device: torch.device
 ) -> dict[str, torch.Tensor]:
-    """Right-pad token rows into tensors; attention_mask marks the real tokens."""
+    """Right-pad token rows into tensors; attention_mask marks the real tokens.
+
+    For a GPU the batch is built in pinned memory and copied without blocking, so the
+    copy overlaps the previous batch's compute.
+    """
     width = max(len(row["input_ids"]) for row in rows)
     batch: dict[str, torch.Tensor] = {}
     for key, fill in (("input_ids", pad_id), ("token_type_ids", 0), ("special_tokens_mask", 1)):
         if key in rows[0]:
             padded = [row[key] + [fill] * (width - len(row[key])) for row in rows]
-            batch[key] = torch.tensor(padded, dtype=torch.long, device=device)
-    lengths = torch.tensor([len(row["input_ids"]) for row in rows], device=device)
-    batch["attention_mask"] = (
-        torch.arange(width, device=device)[None, :] < lengths[:, None]
-    ).long()
+            batch[key] = torch.tensor(padded, dtype=torch.long)
+    lengths = torch.tensor([len(row["input_ids"]) for row in rows])
+    batch["attention_mask"] = (torch.arange(width)[None, :] < lengths[:, None]).long()
+    if device.type == "cuda":
+        batch = {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
     return batch
+
+
+def resolve_backend(name: str, device: torch.device) -> str:
+    """'auto' is ONNX Runtime fp32 on CPU (same vectors, faster) and torch on a GPU."""
+    if name == "auto":
+        if device.type != "cpu":
+            return "torch"
+        try:
+            import onnx  # noqa: F401
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return "torch"
+        return "onnx"
+    if name.startswith("onnx") and device.type != "cpu":
+        raise ConfigError(
+            f"backend {name!r} runs on the CPU: use --device cpu, or --backend torch on {device}"
+        )
+    return name
+
+
+class TorchRunner:
+    """Runs the sentence module with torch; on CUDA under autocast in the chosen dtype."""
+
+    def __init__(
+        self, module: torch.nn.Module, names: Sequence[str], device: torch.device, dtype: str
+    ) -> None:
+        self.module = module
+        self.names = list(names)
+        self.device = device
+        self.dtype = getattr(torch, dtype)
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        autocast: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+        if self.device.type == "cuda" and self.dtype != torch.float32:
+            autocast = torch.autocast("cuda", dtype=self.dtype)
+        with autocast:
+            return self.module(*[batch[name] for name in self.names])
 
 
 class Encoder(ABC):
@@ -88,7 +136,9 @@ class Encoder(ABC):
         self.config = config
         self.folder = folder
         self.tokenizer = tokenizer
-        self.device = pick_device(config.device)
+        onnx_on_auto = config.backend.startswith("onnx") and config.device == "auto"
+        self.device = pick_device("cpu" if onnx_on_auto else config.device)
+        self.backend = resolve_backend(config.backend, self.device)
         self.max_seq_length = config.max_seq_length or model_max
         if self.max_seq_length > model_max:
             raise ConfigError(
@@ -97,6 +147,8 @@ class Encoder(ABC):
             )
         self.truncated = 0
         self.report_truncation = True
+        self.prefetch = self.device.type == "cuda"  # tokenise ahead while the GPU computes
+        self._runner: Any = None
 
     # -- what subclasses provide -------------------------------------------------
     @property
@@ -115,10 +167,73 @@ class Encoder(ABC):
         """How token vectors become one vector, for the fingerprint."""
 
     @abstractmethod
-    def _embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """One padded batch -> [batch, dim] vectors (not yet normalised)."""
+    def sentence_module(self) -> torch.nn.Module:
+        """forward(*tensors named by `input_names`) -> [batch, dim], not yet normalised."""
 
     # -- shared ---------------------------------------------------------------------
+    @property
+    def input_names(self) -> list[str]:
+        """The padded-batch tensors the sentence module reads, in argument order."""
+        names = ["input_ids", "attention_mask"]
+        if "token_type_ids" in getattr(self.tokenizer, "model_input_names", ()):
+            names.append("token_type_ids")
+        if self.kind == "bert" and self.config.skip_special_tokens:
+            names.append("special_tokens_mask")
+        return names
+
+    @property
+    def precision(self) -> str:
+        """Which numbers the vectors come from: int8 vectors are not comparable with fp32."""
+        if self.backend == "onnx-int8":
+            return "int8"
+        if self.device.type == "cuda":
+            return CUDA_DTYPE_NAMES[self.config.cuda_dtype]
+        return "fp32"
+
+    @property
+    def threads(self) -> int:
+        from semsearch.encoders.onnx import default_threads
+
+        return self.config.threads or default_threads()
+
+    def _export_settings(self) -> dict[str, Any]:
+        """What decides the exported graph besides the ONNX and runtime versions."""
+        fingerprint = self.fingerprint
+        return {
+            key: fingerprint[key]
+            for key in FINGERPRINT_KEYS
+            if key not in ("model", "max_seq_length", "normalize", "backend", "precision")
+        } | {"inputs": self.input_names}
+
+    def _load_runner(self) -> Any:
+        """Build the backend once, at load time, so no question pays for it."""
+        module = self.sentence_module()
+        if self.backend == "torch":
+            return TorchRunner(module, self.input_names, self.device, self.config.cuda_dtype)
+        from semsearch.encoders.onnx import OnnxRunner, exported_model
+
+        config = self.backbone.config
+        path = exported_model(
+            module,
+            self.input_names,
+            self._export_settings(),
+            precision=self.precision,
+            heads=int(getattr(config, "num_attention_heads", 0)),
+            hidden=int(getattr(config, "hidden_size", 0)),
+            label=Path(self.config.model).name or "model",
+        )
+        return OnnxRunner(path, self.input_names, self.threads)
+
+    def prepare(self) -> Encoder:
+        """Load (and on first use export) the backend now rather than at the first batch."""
+        if self._runner is None:
+            self._runner = self._load_runner()
+        return self
+
+    def _embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One padded batch -> [batch, dim] vectors (not yet normalised)."""
+        return self.prepare()._runner(batch)
+
     @property
     def fingerprint(self) -> dict[str, Any]:
         """Everything that decides the vectors; an index refuses a query encoder that differs."""
@@ -134,6 +249,8 @@ class Encoder(ABC):
             "max_seq_length": self.max_seq_length,
             "normalize": config.normalize,
             "dim": self.dim,
+            "backend": self.backend,
+            "precision": self.precision,
         }
 
     def tokenize(
@@ -165,6 +282,28 @@ class Encoder(ABC):
         self.truncated = len(overflowed)
         return rows
 
+    def _tokenized_chunks(
+        self, texts: list[str], chunk: int
+    ) -> Iterator[tuple[int, list[dict[str, list[int]]], int]]:
+        """(start, rows, truncated) per chunk of texts; with `prefetch` the next chunk is
+        tokenised in a thread (fast tokenizers release the GIL) while this one runs."""
+        starts = range(0, len(texts), chunk)
+
+        def tokenized(start: int) -> tuple[int, list[dict[str, list[int]]], int]:
+            rows = self.tokenize(texts[start : start + chunk])
+            return start, rows, self.truncated
+
+        if not self.prefetch:
+            yield from map(tokenized, starts)
+            return
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = None
+            for start in starts:
+                current = pending.result() if pending else tokenized(start)
+                following = start + chunk
+                pending = pool.submit(tokenized, following) if following < len(texts) else None
+                yield current
+
     def encode(
         self,
         texts: Sequence[str],
@@ -175,20 +314,15 @@ class Encoder(ABC):
         texts = check_texts(texts)
         batch_size = batch_size or self.config.batch_size
         vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        self.truncated = 0
         if not texts:
-            self.truncated = 0
             return vectors
-        rows = self.tokenize(texts)
-        if self.truncated and self.report_truncation:
-            print(
-                f"semsearch: {self.truncated} of {len(texts)} texts were longer than "
-                f"{self.max_seq_length} tokens and were truncated",
-                file=sys.stderr,
-            )
-        order = np.argsort([-len(row["input_ids"]) for row in rows], kind="stable")
         if show_progress is None:
             show_progress = sys.stderr.isatty() and len(texts) > batch_size
+        self.prepare()
         pad_id = self.tokenizer.pad_token_id or 0
+        truncated = 0
+        chunk = max(CHUNK_TEXTS, batch_size)
         with (
             torch.inference_mode(),
             tqdm(
@@ -199,12 +333,24 @@ class Encoder(ABC):
                 file=sys.stderr,
             ) as progress,
         ):
-            for start in range(0, len(texts), batch_size):
-                chosen = order[start : start + batch_size]
-                batch = pad_batch([rows[i] for i in chosen], pad_id, self.device)
-                embedded = self._embed(batch).float()
-                if self.config.normalize:
-                    embedded = torch.nn.functional.normalize(embedded, p=2, dim=1)
-                vectors[chosen] = embedded.cpu().numpy()
-                progress.update(len(chosen))
+            for offset, rows, chunk_truncated in self._tokenized_chunks(texts, chunk):
+                truncated += chunk_truncated
+                order = np.argsort([-len(row["input_ids"]) for row in rows], kind="stable")
+                outputs = []
+                for start in range(0, len(rows), batch_size):
+                    chosen = order[start : start + batch_size]
+                    batch = pad_batch([rows[i] for i in chosen], pad_id, self.device)
+                    embedded = self._embed(batch).float()
+                    if self.config.normalize:
+                        embedded = torch.nn.functional.normalize(embedded, p=2, dim=1)
+                    outputs.append(embedded)  # stays on the GPU until the chunk ends
+                    progress.update(len(chosen))
+                vectors[offset + order] = torch.cat(outputs).cpu().numpy()
+        self.truncated = truncated
+        if truncated and self.report_truncation:
+            print(
+                f"semsearch: {truncated} of {len(texts)} texts were longer than "
+                f"{self.max_seq_length} tokens and were truncated",
+                file=sys.stderr,
+            )
         return vectors

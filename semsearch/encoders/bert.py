@@ -63,7 +63,24 @@ class BertEncoder(Encoder):
     def pooling_name(self) -> str:
         return self.config.pooling
 
-    def _embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def sentence_module(self) -> torch.nn.Module:
+        return _PooledBert(self.model, self.config, self.has_pooler, self.input_names)
+
+
+class _PooledBert(torch.nn.Module):
+    """BERT, then the chosen layers and pooling: the graph the onnx backends export whole."""
+
+    def __init__(
+        self, model: torch.nn.Module, config: EncoderConfig, has_pooler: bool, names: list[str]
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.config = config
+        self.has_pooler = has_pooler
+        self.names = names
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        batch = dict(zip(self.names, tensors, strict=True))
         config = self.config
         needs_all = config.layers != (-1,)
         output = self.model(
@@ -80,8 +97,6 @@ class BertEncoder(Encoder):
             tokens,
             batch["attention_mask"],
             config.pooling,
-            special_tokens_mask=batch.get("special_tokens_mask")
-            if config.skip_special_tokens
-            else None,
+            special_tokens_mask=batch.get("special_tokens_mask"),
             pooler_output=getattr(output, "pooler_output", None) if self.has_pooler else None,
         )

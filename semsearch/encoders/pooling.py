@@ -57,7 +57,7 @@ def pooling_mask(
         return mask
     words = mask & ~special_tokens_mask.bool()
     empty = ~words.any(dim=1, keepdim=True)
-    return torch.where(empty, mask, words)
+    return words | (empty & mask)  # not torch.where: ONNX Runtime has no boolean Where
 
 
 def pool(

@@ -49,6 +49,18 @@ class SentenceTransformerEncoder(Encoder):
     def pooling_name(self) -> str:
         return self._pooling
 
-    def _embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        features = {k: v for k, v in batch.items() if k != "special_tokens_mask"}
-        return self.model(features)["sentence_embedding"]
+    def sentence_module(self) -> torch.nn.Module:
+        return _SentenceEmbedding(self.model, self.input_names)
+
+
+class _SentenceEmbedding(torch.nn.Module):
+    """The model's own module pipeline (transformer, pooling, dense, ...) as one forward."""
+
+    def __init__(self, model: torch.nn.Module, names: list[str]) -> None:
+        super().__init__()
+        self.model = model
+        self.names = names
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        features = dict(zip(self.names, tensors, strict=True))
+        return cast(torch.Tensor, self.model(features)["sentence_embedding"])

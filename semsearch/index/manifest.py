@@ -20,8 +20,21 @@ RECORDS_FILE = "records.sqlite"
 DATA_FILES = (VECTORS_FILE, RECORDS_FILE)
 
 # "model" is a display name: two names for the same weights (a folder and its hub name)
-# give the same vectors, and weights_sha256 is what identifies the model.
-_IGNORED_FINGERPRINT_KEYS = frozenset({"model"})
+# give the same vectors, and weights_sha256 is what identifies the model. "backend" is
+# what ran it: torch and onnx fp32 give the same vectors (max abs difference < 1e-6,
+# tests/test_backends.py), so "precision" decides, and int8 vectors match only int8 ones.
+_IGNORED_FINGERPRINT_KEYS = frozenset({"model", "backend", "precision"})
+
+
+def _vector_family(fingerprint: dict[str, Any]) -> str:
+    """int8 or float; fp16/bf16 autocast on a GPU gives float vectors (indexes built
+    before backends existed have no precision: fp32)."""
+    return "int8" if fingerprint.get("precision") == "int8" else "float"
+
+
+def _backend_named(fingerprint: dict[str, Any]) -> str:
+    backend = fingerprint.get("backend", "torch")
+    return f"backend {backend!r} ({fingerprint.get('precision', 'fp32')} vectors)"
 
 
 def utc_now() -> str:
@@ -127,6 +140,11 @@ class Manifest:
 def check_encoder(manifest_fingerprint: dict[str, Any], query_fingerprint: dict[str, Any]) -> None:
     """Refuse a query encoder whose vectors would not be comparable with the index's."""
     differences = []
+    if _vector_family(manifest_fingerprint) != _vector_family(query_fingerprint):
+        differences.append(
+            f"the index was built with {_backend_named(manifest_fingerprint)}, this encoder "
+            f"uses {_backend_named(query_fingerprint)}"
+        )
     for key in sorted(set(manifest_fingerprint) | set(query_fingerprint)):
         if key in _IGNORED_FINGERPRINT_KEYS:
             continue

@@ -20,9 +20,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from semsearch import atomic
 from semsearch.corpus import Record
 from semsearch.errors import IndexFolderError, InputError
-from semsearch.index import atomic
 from semsearch.index.manifest import (
     DATA_FILES,
     MANIFEST_FILE,

@@ -62,7 +62,7 @@ def build_service(
     store = IndexStore.open(index_path)
     try:
         if encoder is None:
-            encoder = load_encoder(encoder_config_for(store.manifest.encoder, device))
+            encoder = load_encoder(encoder_config_for(store.manifest.encoder, device)).prepare()
         live = LiveIndex(
             index_path, QuietEncoder(encoder), search, interval=config.reload_interval, store=store
         )
