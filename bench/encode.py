@@ -1,37 +1,45 @@
-"""Encoding speed: semsearch's encoders against sentence-transformers on the same work.
+"""Encoding speed: semsearch's backends against sentence-transformers on the same work.
 
-What it measures: sentences per second of `semsearch.load_encoder(...).encode(texts)`
-and of sentence-transformers' own `SentenceTransformer.encode(texts)` on the same
-model, the same texts and the same batch size, in the same process, and their ratio
-(semsearch / reference; above 1.0 means semsearch is faster). It also reports the
-largest absolute difference between the two sets of vectors, which shows that both
-sides computed the same embeddings (expect < 1e-5).
+What it measures: sentences per second of `semsearch.load_encoder(..., backend=B).encode`
+for each backend B (torch, onnx, onnx-int8 on CPU; torch on CUDA) and of
+sentence-transformers' own `SentenceTransformer.encode(texts)` on the same model and
+texts, in the same process, and their ratio (semsearch / reference; above 1.0 means
+semsearch is faster). For each side it also reports the largest absolute difference
+and the mean cosine to the reference's vectors (fp32 backends: same vectors, < 1e-5;
+int8: other vectors), and the STS Benchmark Spearman x100 of those vectors on the
+split's pairs, which shows what quantization costs in quality.
 
-Two cases:
+Cases:
 
 * ``sentence-transformer``: the packaged all-MiniLM-L6-v2 as a sentence-transformer
   (semsearch's default encoder) against ``SentenceTransformer(folder).encode(...,
-  normalize_embeddings=True)``.
+  normalize_embeddings=True)``, on the STS-B sentences (short texts).
 * ``bert-mean``: the same folder loaded as a raw BERT with mean pooling
   (``load_encoder(kind="bert", pooling="mean")``) against a sentence-transformers model
   built from ``Transformer(folder) + Pooling(dim, "mean") + Normalize()``.
+* ``bert-base-passages``: the BERT-base shape (12 layers, 768 wide; random weights, as
+  only the shape decides the speed) with mean pooling on 128-token passages made of
+  WordNet glosses. Meant for a GPU; on 2 CPU cores it takes minutes.
+
+On CUDA (``--device cuda``) semsearch runs its torch backend (fp16 autocast,
+length-sorted batches of ``--batch-size``, pinned memory, the next texts tokenised
+while the GPU computes) and the reference runs in fp16 at the best of
+``--reference-batch-sizes``, so the comparison is against sentence-transformers at
+its best, not at its default.
 
 Texts: the unique sentences of an STS Benchmark split, read from
 ``../shared/data/stsb/sts-<split>.csv`` relative to the repository root (``--data``
 names another folder); without the data the script says where it looked and exits 2.
 
-Each case warms both sides up on a small slice, then alternates reference and
-semsearch runs ``--repeats`` times and keeps the best (highest) rate of each, which
-damps the noise of a shared machine. When one side's runs still differ by more than
-25% the table ends with a warning: on a busy machine, multi-threaded torch slows down
-many times over whenever a thread is descheduled, and ``--threads 1`` gives steady
-numbers (it measures the work, not the parallelism).
+Each side is warmed up on a small slice (and the ONNX exports made before timing),
+then the sides alternate ``--repeats`` times and the best (highest) rate of each is
+kept, which damps the noise of a shared machine.
 
 Run it from the repository root::
 
-    .venv/bin/python bench/encode.py                   # readable table
-    .venv/bin/python bench/encode.py --batch-size 64   # another batch size
-    .venv/bin/python bench/encode.py --threads 1 --json # steady on a busy machine
+    .venv/bin/python bench/encode.py                      # readable table, all backends
+    .venv/bin/python bench/encode.py --case sentence-transformer --json
+    .venv/bin/python bench/encode.py --device cuda --batch-size 256   # on a GPU
 """
 
 from __future__ import annotations
@@ -42,139 +50,190 @@ import os
 import platform
 import shlex
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+import numpy as np
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "stsb"
+GLOSSES = REPO_ROOT.parent / "shared" / "data" / "wordnet_glosses" / "corpus.jsonl"
 MODEL = "all-MiniLM-L6-v2"
-CASES = ("sentence-transformer", "bert-mean")
+CASES = ("sentence-transformer", "bert-mean", "bert-base-passages")
+CPU_BACKENDS = ("torch", "onnx", "onnx-int8")
 WARMUP_TEXTS = 64
+PASSAGE_TOKENS = 128
 NOISY_SPREAD = 1.25  # best run / worst run of one side above this: the machine was busy
 
 EncodeFn = Callable[[list[str]], Any]
 
 
 @dataclass
-class CaseResult:
-    """Timings of one case: every run's sentences/s for both sides, and the vector check."""
+class Side:
+    """One encoder in a case: its timed runs and how its vectors compare to the reference."""
 
-    case: str
-    texts: int
+    name: str
+    encode: EncodeFn
     batch_size: int
-    reference_runs: list[float] = field(default_factory=list)
-    semsearch_runs: list[float] = field(default_factory=list)
-    reference_cpu_runs: list[float] = field(default_factory=list)
-    semsearch_cpu_runs: list[float] = field(default_factory=list)
-    max_abs_diff: float = float("nan")
+    runs: list[float] = field(default_factory=list)
+    max_abs_diff: float = 0.0
+    mean_cosine: float = 1.0
+    spearman: float | None = None
 
     @property
-    def reference(self) -> float:
-        return max(self.reference_runs)
-
-    @property
-    def semsearch(self) -> float:
-        return max(self.semsearch_runs)
-
-    @property
-    def ratio(self) -> float:
-        return self.semsearch / self.reference
-
-    @property
-    def cpu_ratio(self) -> float:
-        """The same ratio on process CPU time: steadier than wall time on a busy machine."""
-        return max(self.semsearch_cpu_runs) / max(self.reference_cpu_runs)
+    def best(self) -> float:
+        return max(self.runs)
 
     @property
     def spread(self) -> float:
-        """Largest best/worst ratio over the two sides' runs; near 1.0 on a quiet machine."""
-        runs = (self.reference_runs, self.semsearch_runs)
-        return max(max(r) / min(r) for r in runs)
+        return max(self.runs) / min(self.runs)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, reference: Side) -> dict[str, Any]:
         return {
-            **asdict(self),
-            "reference_sentences_per_s": round(self.reference, 1),
-            "semsearch_sentences_per_s": round(self.semsearch, 1),
-            "ratio": round(self.ratio, 3),
-            "cpu_time_ratio": round(self.cpu_ratio, 3),
-            "spread": round(self.spread, 2),
+            "side": self.name,
+            "batch_size": self.batch_size,
+            "sentences_per_s": round(self.best, 1),
+            "ratio": round(self.best / reference.best, 3),
+            "runs": self.runs,
+            "max_abs_diff": float(f"{self.max_abs_diff:.3g}"),
+            "mean_cosine": round(self.mean_cosine, 5),
+            "spearman": None if self.spearman is None else round(self.spearman, 4),
         }
 
 
 # -- inputs -----------------------------------------------------------------------------
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Sentences/s of semsearch's encoders vs SentenceTransformer.encode()."
+        description="Sentences/s of semsearch's backends vs SentenceTransformer.encode()."
     )
     parser.add_argument(
         "--data", type=Path, default=DATA_DIR, help="STS-B folder (default ../shared/data/stsb)"
     )
     parser.add_argument("--split", choices=("train", "dev", "test"), default="test")
     parser.add_argument("--limit", type=int, default=None, help="use the first N unique sentences")
-    parser.add_argument("--batch-size", type=int, default=32, help="default 32, as ST's encode()")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N)")
+    parser.add_argument("--batch-size", type=int, default=None, help="semsearch's (32; GPU 256)")
+    parser.add_argument(
+        "--reference-batch-sizes",
+        default=None,
+        help="comma list; the reference's best is kept (default 32; GPU 32,64,128,256,512)",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch and ONNX Runtime threads")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per side (best kept)")
     parser.add_argument("--case", choices=(*CASES, "all"), default="all")
-    parser.add_argument("--device", default="cpu", help="torch device for both sides")
+    parser.add_argument("--backends", default=None, help="comma list (default: all on CPU)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--passages", type=int, default=2000, help="bert-base-passages: texts")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    for name in ("limit", "batch_size", "threads", "repeats"):
+    for name in ("limit", "batch_size", "threads", "repeats", "passages"):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    gpu = args.device.startswith("cuda")
+    args.batch_size = args.batch_size or (256 if gpu else 32)
+    sizes = args.reference_batch_sizes or ("32,64,128,256,512" if gpu else "32")
+    args.reference_batch_sizes = [int(size) for size in sizes.split(",")]
+    args.backends = (
+        args.backends.split(",") if args.backends else (["torch"] if gpu else list(CPU_BACKENDS))
+    )
+    if args.case == "all":
+        args.cases = ["sentence-transformer", "bert-base-passages"] if gpu else list(CASES[:2])
+    else:
+        args.cases = [args.case]
     return args
 
 
-def read_sentences(folder: Path, split: str, limit: int | None) -> list[str]:
-    """Unique sentence1/sentence2 values of an STS-B split, in first-seen order."""
+def read_pairs(folder: Path, split: str) -> tuple[list[tuple[str, str]], list[float]]:
+    """STS-B pairs and gold scores (tab-separated, no csv quoting: bare quote marks)."""
     path = folder / f"sts-{split}.csv"
     if not path.is_file():
-        missing_data(path)
-    unique: dict[str, None] = {}
+        missing_data(path, "STS Benchmark", "../shared/data/stsb/ (or give --data DIR)")
+    pairs, scores = [], []
     for line in path.read_text(encoding="utf-8").splitlines():
-        columns = line.split("\t")  # no csv quoting: sentences hold bare quote marks
+        columns = line.split("\t")
         if len(columns) >= 7:
-            unique.setdefault(columns[5], None)
-            unique.setdefault(columns[6], None)
+            pairs.append((columns[5], columns[6]))
+            scores.append(float(columns[4]))
+    return pairs, scores
+
+
+def unique_sentences(pairs: list[tuple[str, str]], limit: int | None) -> list[str]:
+    unique = dict.fromkeys(text for pair in pairs for text in pair)
     texts = list(unique)
     return texts[:limit] if limit else texts
 
 
-def missing_data(path: Path) -> NoReturn:
+def passages(count: int, tokenizer: Any) -> list[str]:
+    """`count` texts of at least PASSAGE_TOKENS word-pieces, made of consecutive glosses."""
+    if not GLOSSES.is_file():
+        missing_data(GLOSSES, "WordNet glosses", "../shared/data/wordnet_glosses/")
+    made: list[str] = []
+    current: list[str] = []
+    with GLOSSES.open(encoding="utf-8") as handle:
+        for line in handle:
+            current.append(json.loads(line)["text"])
+            text = " ".join(current)
+            if len(tokenizer(text)["input_ids"]) >= PASSAGE_TOKENS:
+                made.append(text)
+                current = []
+                if len(made) == count:
+                    break
+    return made
+
+
+def missing_data(path: Path, what: str, where: str) -> NoReturn:
     """One line on stderr saying where the data are expected, exit code 2."""
-    print(
-        f"bench/encode.py: STS Benchmark data not found: expected {path} "
-        "(tab-separated sts-{train,dev,test}.csv; default folder ../shared/data/stsb/ "
-        "from the repository root, or give --data DIR)",
-        file=sys.stderr,
-    )
+    print(f"bench/encode.py: {what} data not found: expected {path}; {where}", file=sys.stderr)
     raise SystemExit(2)
 
 
-# -- the two sides ----------------------------------------------------------------------
-def semsearch_side(case: str, device: str, batch_size: int) -> EncodeFn:
-    from semsearch.encoders import load_encoder
-
-    if case == "sentence-transformer":
-        encoder = load_encoder(device=device)
-    else:
-        encoder = load_encoder(kind="bert", pooling="mean", device=device)
-    return lambda texts: encoder.encode(texts, batch_size=batch_size, show_progress=False)
-
-
-def reference_side(case: str, device: str, batch_size: int) -> EncodeFn:
-    from sentence_transformers import SentenceTransformer
+# -- the sides --------------------------------------------------------------------------
+def bert_base_folder() -> Path:
+    """A random BERT-base shape with MiniLM's vocabulary: the speed of any BERT-base."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
 
     from semsearch.models import resolve_model
 
-    folder = str(resolve_model(MODEL))
+    folder = Path(tempfile.mkdtemp(prefix="bert-base-shape-"))
+    torch.manual_seed(0)
+    BertModel(BertConfig()).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(resolve_model(MODEL)).save_pretrained(folder)
+    return folder
+
+
+def semsearch_side(case: str, backend: str, args: argparse.Namespace, folder: Path) -> Side:
+    from semsearch.encoders import load_encoder
+
+    options: dict[str, Any] = {"device": args.device, "backend": backend}
+    if args.threads:
+        options["threads"] = args.threads
     if case == "sentence-transformer":
-        model = SentenceTransformer(folder, device=device)
+        encoder = load_encoder(**options)
+    else:
+        max_length = PASSAGE_TOKENS if case == "bert-base-passages" else None
+        encoder = load_encoder(
+            kind="bert", model=str(folder), pooling="mean", max_seq_length=max_length, **options
+        )
+    encoder.prepare()  # the one-time ONNX export is not timed
+    encoder.report_truncation = False
+
+    def encode(texts: list[str]) -> Any:
+        return encoder.encode(texts, batch_size=args.batch_size, show_progress=False)
+
+    return Side(f"semsearch {backend}", encode, args.batch_size)
+
+
+def reference_model(case: str, args: argparse.Namespace, folder: Path) -> Any:
+    from sentence_transformers import SentenceTransformer
+
+    if case == "sentence-transformer":
+        model = SentenceTransformer(str(folder), device=args.device)
     else:
         from sentence_transformers.sentence_transformer.modules import (
             Normalize,
@@ -182,40 +241,94 @@ def reference_side(case: str, device: str, batch_size: int) -> EncodeFn:
             Transformer,
         )
 
-        transformer = Transformer(folder)
+        max_length = PASSAGE_TOKENS if case == "bert-base-passages" else None
+        transformer = Transformer(str(folder), max_seq_length=max_length)
         pooling = Pooling(transformer.get_embedding_dimension(), "mean")
-        model = SentenceTransformer(modules=[transformer, pooling, Normalize()], device=device)
-    return lambda texts: model.encode(
-        texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
-    )
+        model = SentenceTransformer(modules=[transformer, pooling, Normalize()], device=args.device)
+    if args.device.startswith("cuda"):
+        model.half()  # the reference at its fastest on a GPU
+    return model
+
+
+def reference_side(model: Any, batch_size: int) -> Side:
+    def encode(texts: list[str]) -> Any:
+        return model.encode(
+            texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
+        )
+
+    return Side(f"sentence-transformers (batch {batch_size})", encode, batch_size)
 
 
 # -- timing -----------------------------------------------------------------------------
-def timed(encode: EncodeFn, texts: list[str]) -> tuple[float, float, Any]:
-    """Sentences per second of one full encode (wall clock, then CPU time), and its vectors."""
-    wall, cpu = time.perf_counter(), time.process_time()
+def timed(encode: EncodeFn, texts: list[str]) -> tuple[float, np.ndarray]:
+    """Sentences per second of one full encode (wall clock), and its vectors."""
+    import torch
+
+    started = time.perf_counter()
     vectors = encode(texts)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return round(len(texts) / wall, 1), round(len(texts) / cpu, 1), vectors
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return round(len(texts) / (time.perf_counter() - started), 1), np.asarray(vectors, np.float32)
 
 
-def run_case(case: str, texts: list[str], args: argparse.Namespace) -> CaseResult:
-    reference = reference_side(case, args.device, args.batch_size)
-    semsearch = semsearch_side(case, args.device, args.batch_size)
-    for encode in (reference, semsearch):
-        encode(texts[:WARMUP_TEXTS])
-    result = CaseResult(case, len(texts), args.batch_size)
+def spearman(
+    vectors: np.ndarray, texts: list[str], pairs: list[tuple[str, str]], scores: list[float]
+) -> float | None:
+    """STS Spearman of cosine similarity over the pairs whose sentences were encoded."""
+    from scipy.stats import spearmanr
+
+    row = {text: i for i, text in enumerate(texts)}
+    kept = [
+        (row[a], row[b], s)
+        for (a, b), s in zip(pairs, scores, strict=True)
+        if a in row and b in row
+    ]
+    if len(kept) < 10:
+        return None
+    first, second, gold = (np.array(column) for column in zip(*kept, strict=True))
+    cosine = (vectors[first] * vectors[second]).sum(axis=1)
+    return float(spearmanr(cosine, gold).statistic)
+
+
+def run_case(case: str, args: argparse.Namespace, pairs: list, scores: list) -> dict[str, Any]:
+    from semsearch.models import resolve_model
+
+    folder = bert_base_folder() if case == "bert-base-passages" else resolve_model(MODEL)
+    if case == "bert-base-passages":
+        from transformers import AutoTokenizer
+
+        texts = passages(args.passages, AutoTokenizer.from_pretrained(folder))
+    else:
+        texts = unique_sentences(pairs, args.limit)
+    model = reference_model(case, args, folder)
+    candidates = [reference_side(model, size) for size in args.reference_batch_sizes]
+    for side in candidates:  # warm up, then keep the reference's best batch size
+        side.encode(texts[:WARMUP_TEXTS])
+        side.runs.append(timed(side.encode, texts[: max(WARMUP_TEXTS, len(texts) // 4)])[0])
+    reference = max(candidates, key=lambda side: side.best)
+    reference.runs = []
+    sides = [reference] + [semsearch_side(case, b, args, folder) for b in args.backends]
+    for side in sides[1:]:
+        side.encode(texts[:WARMUP_TEXTS])
+    vectors: dict[str, np.ndarray] = {}
     for _ in range(args.repeats):
-        rate, cpu_rate, ref_vectors = timed(reference, texts)
-        result.reference_runs.append(rate)
-        result.reference_cpu_runs.append(cpu_rate)
-        rate, cpu_rate, sem_vectors = timed(semsearch, texts)
-        result.semsearch_runs.append(rate)
-        result.semsearch_cpu_runs.append(cpu_rate)
-    import numpy as np
-
-    result.max_abs_diff = float(np.abs(np.asarray(ref_vectors) - sem_vectors).max())
-    return result
+        for side in sides:
+            rate, vectors[side.name] = timed(side.encode, texts)
+            side.runs.append(rate)
+    expected = vectors[reference.name]
+    for side in sides:
+        got = vectors[side.name]
+        side.max_abs_diff = float(np.abs(got - expected).max())
+        side.mean_cosine = float((got * expected).sum(axis=1).mean())
+        if case != "bert-base-passages":
+            side.spearman = spearman(got, texts, pairs, scores)
+    return {
+        "case": case,
+        "texts": len(texts),
+        "what": f"{PASSAGE_TOKENS}-token passages" if case == "bert-base-passages" else "STS-B",
+        "results": [side.as_dict(reference) for side in sides],
+        "noisy": [side.name for side in sides if side.spread > NOISY_SPREAD],
+    }
 
 
 # -- output -----------------------------------------------------------------------------
@@ -229,25 +342,27 @@ def command_line() -> str:
     return shlex.join([shown, *sys.argv])
 
 
-def environment(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
+def environment(args: argparse.Namespace) -> dict[str, Any]:
+    import onnxruntime
     import sentence_transformers
     import torch
     import transformers
 
+    gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else None
     return {
         "command": command_line(),
-        "device": args.device,
+        "device": gpu or args.device,
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "load_average_1min": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
         "transformers": transformers.__version__,
         "sentence_transformers": sentence_transformers.__version__,
         "torch_threads": torch.get_num_threads(),
         "model": MODEL,
-        "texts": f"STS-B {args.split}, {len(texts)} unique sentences",
-        "batch_size": args.batch_size,
+        "split": args.split,
         "repeats": args.repeats,
     }
 
@@ -258,36 +373,33 @@ def print_environment(env: dict[str, Any]) -> None:
     print(flush=True)
 
 
-def print_table(results: list[CaseResult]) -> None:
+def print_case(case: dict[str, Any]) -> None:
+    print(f"{case['case']}: {case['texts']} texts ({case['what']})")
     header = (
-        f"{'case':22} {'reference s/s':>14} {'semsearch s/s':>14} {'ratio':>7}"
-        f" {'cpu ratio':>10} {'max|diff|':>10}"
+        f"  {'side':36} {'batch':>5} {'texts/s':>8} {'ratio':>7} {'max|diff|':>10}"
+        f" {'cos':>8} {'Spearman':>9}"
     )
     print(header)
-    print("-" * len(header))
-    for r in results:
+    print("  " + "-" * (len(header) - 2))
+    for r in case["results"]:
+        rho = "" if r["spearman"] is None else f"{100 * r['spearman']:.2f}"
         print(
-            f"{r.case:22} {r.reference:14.1f} {r.semsearch:14.1f} {r.ratio:6.2f}x"
-            f" {r.cpu_ratio:9.2f}x {r.max_abs_diff:10.1e}"
+            f"  {r['side']:36} {r['batch_size']:5d} {r['sentences_per_s']:8.1f}"
+            f" {r['ratio']:6.2f}x {r['max_abs_diff']:10.1e} {r['mean_cosine']:8.5f} {rho:>9}"
         )
-    print()
-    print("s/s: best of the runs, wall clock; cpu ratio: the same on process CPU time")
-    print("all runs, sentences/s (reference | semsearch, in the order they ran):")
-    for r in results:
-        print(f"  {r.case:22} wall {r.reference_runs} | {r.semsearch_runs}")
-        print(f"  {'':22} cpu  {r.reference_cpu_runs} | {r.semsearch_cpu_runs}")
-    noisy = [r.case for r in results if r.spread > NOISY_SPREAD]
-    if noisy:
+    for r in case["results"]:
+        print(f"    runs {r['side']}: {r['runs']}")
+    if case["noisy"]:
         print(
-            f"warning: runs of {', '.join(noisy)} differ by more than "
-            f"{NOISY_SPREAD - 1:.0%}: the machine was busy, so the ratio is unreliable; "
-            "rerun when it is idle, or with --threads 1 or more --repeats"
+            f"  warning: runs of {', '.join(case['noisy'])} differ by more than "
+            f"{NOISY_SPREAD - 1:.0%}: the machine was busy; rerun when it is idle"
         )
+    print(flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    texts = read_sentences(args.data, args.split, args.limit)
+    pairs, scores = read_pairs(args.data, args.split)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     import torch
@@ -296,17 +408,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     hf_logging.disable_progress_bar()  # the reference's "Loading weights" bar is noise here
     if args.threads:
         torch.set_num_threads(args.threads)
-    env = environment(args, texts)
+    env = environment(args)
     if not args.json:  # the header first, so a long run shows what it is doing
         print_environment(env)
-    cases = CASES if args.case == "all" else (args.case,)
-    results = [run_case(case, texts, args) for case in cases]
+    cases = []
+    for name in args.cases:
+        cases.append(run_case(name, args, pairs, scores))
+        if not args.json:
+            print_case(cases[-1])
     env_after = {"load_average_1min_after": round(os.getloadavg()[0], 2)}
     if args.json:
-        summary = {**env, **env_after, "results": [r.as_dict() for r in results]}
-        print(json.dumps(summary, indent=2))
+        print(json.dumps({**env, **env_after, "cases": cases}, indent=2))
     else:
-        print_table(results)
         print_environment(env_after)
     return 0
 

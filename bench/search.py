@@ -1,16 +1,24 @@
 """Index build and question latency on WordNet glosses (~165k real short texts).
 
-For each index type: build seconds, index bytes, search-only and end-to-end (encode +
-search) latency p50/p99 for single questions, recall@10 against flat, and the peak RSS
-of a process that opens the index and answers questions (model included). The
-reference in the same run: sentence-transformers' own encode() of the one question
-plus a NumPy dot product over all vectors.
+For each index type and encoder backend: build seconds, index bytes, search-only and
+end-to-end latency p50/p99 of single questions, recall@10 against flat (fp32), and the
+peak RSS of a process that opens the index and answers questions (model included).
+End to end is `SearchEngine.query(question, k=10)`: tokenise, encode, FAISS search,
+records from SQLite, answer de-duplication, i.e. what `semsearch query`, the
+interactive prompt and the HTTP service do per question. The reference in the same
+run: sentence-transformers' own encode() of the one question plus a NumPy dot product
+over all vectors.
+
+The fp32 backends (torch, onnx) give the same vectors, so they share the indexes built
+from one set of vectors; onnx-int8 vectors differ, so they get their own index (of
+the `--int8-types`) built from the corpus encoded with int8.
 
     .venv/bin/python bench/search.py                 # the whole corpus
     .venv/bin/python bench/search.py --limit 20000   # a quicker run
+    .venv/bin/python bench/search.py --types flat,hnsw --backends onnx,onnx-int8
 
-The corpus vectors are encoded once and cached in bench/.cache/, so the index types
-are built from the same vectors; the encoding rate is timed on every run over 5,000 texts.
+The corpus vectors are encoded once per vector precision and cached in bench/.cache/;
+the encoding rate is timed on every run over 5,000 texts.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "wordnet_glosses" / "glosses.jsonl"
 CACHE = ROOT / "bench" / ".cache"
 TYPES = ("flat", "hnsw", "ivf", "sq8")
+BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 def load_texts(limit: int | None) -> list[str]:
@@ -77,7 +86,10 @@ class Precomputed:
 def corpus_vectors(encoder: Any, texts: list[str]) -> np.ndarray:
     """Vectors of the corpus, cached by content so repeated runs skip the long encode."""
     key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
-    path = CACHE / f"wordnet-{key}.npy"
+    precision = encoder.fingerprint["precision"]
+    path = CACHE / (
+        f"wordnet-{key}.npy" if precision == "fp32" else f"wordnet-{key}-{precision}.npy"
+    )
     if path.exists():
         return np.load(path)
     vectors = encoder.encode(texts, batch_size=64, show_progress=sys.stderr.isatty())
@@ -99,15 +111,23 @@ def percentiles(seconds: list[float]) -> tuple[float, float]:
     return float(np.percentile(values, 50)), float(np.percentile(values, 99))
 
 
-def measure_type(index_type: str, folder: str, questions: list[str], queue: Any) -> None:
+def measure_type(
+    index_type: str, backend: str, folder: str, questions: list[str], queue: Any
+) -> None:
     """In a fresh process: open the index, time single questions, report peak RSS."""
-    from semsearch.search import SearchEngine
+    import dataclasses
 
-    engine = SearchEngine.open(folder)
+    from semsearch.encoders import load_encoder
+    from semsearch.index import IndexStore
+    from semsearch.search import SearchEngine, encoder_config_for
+
+    manifest = IndexStore.open(folder).manifest.encoder
+    config = dataclasses.replace(encoder_config_for(manifest), backend=backend)
+    engine = SearchEngine.open(folder, encoder=load_encoder(config))
     store, encoder = engine.store, engine.encoder
     vectors = encoder.encode(questions)
     for question in questions[:20]:  # warm-up
-        engine.search(question, k=10)
+        engine.query(question, k=10)
     search_only, end_to_end, ids = [], [], []
     for i, question in enumerate(questions):
         started = time.perf_counter()
@@ -115,11 +135,12 @@ def measure_type(index_type: str, folder: str, questions: list[str], queue: Any)
         search_only.append(time.perf_counter() - started)
         ids.append([record.id for record, _ in hits[0]])
         started = time.perf_counter()
-        store.search(encoder.encode([question]), 10)
+        engine.query(question, k=10)
         end_to_end.append(time.perf_counter() - started)
     queue.put(
         {
             "type": index_type,
+            "backend": backend,
             "search_ms": percentiles(search_only),
             "end_to_end_ms": percentiles(end_to_end),
             "ids": ids,
@@ -152,6 +173,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="index only the first N texts")
     parser.add_argument("--questions", type=int, default=300, help="single questions timed")
     parser.add_argument("--types", default=",".join(TYPES), help="comma-separated index types")
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated backends")
+    parser.add_argument("--int8-types", default="hnsw", help="index types timed with onnx-int8")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     if not DATA.exists():
@@ -165,39 +188,53 @@ def main() -> None:
 
     texts = load_texts(args.limit)
     questions = load_questions(args.questions)
-    encoder = load_encoder()
-    vectors = corpus_vectors(encoder, texts)
-    texts_per_second = encode_rate(encoder, texts)
+    backends = args.backends.split(",")
+    encoders = {"fp32": load_encoder(backend="onnx")}
+    if "onnx-int8" in backends:
+        encoders["int8"] = load_encoder(backend="onnx-int8")
+    vectors = {precision: corpus_vectors(e, texts) for precision, e in encoders.items()}
+    texts_per_second = encode_rate(encoders["fp32"], texts)
     records = [Record(str(i), t, t, {}) for i, t in enumerate(texts)]
     chunks = [records[i : i + 4096] for i in range(0, len(records), 4096)]
-    reference = reference_latency(vectors, questions)
+    reference = reference_latency(vectors["fp32"], questions)
 
+    plan = []  # (index type, vector precision, backends timed on it)
+    for index_type in args.types.split(","):
+        fp32_backends = [b for b in backends if b != "onnx-int8"]
+        if fp32_backends or index_type == "flat":
+            plan.append((index_type, "fp32", fp32_backends))
+    if "onnx-int8" in backends:
+        plan += [(t, "int8", ["onnx-int8"]) for t in args.int8_types.split(",")]
     rows = []
     workdir = Path(tempfile.mkdtemp(prefix="semsearch-bench-"))
     try:
         context = mp.get_context("spawn")
-        for index_type in args.types.split(","):
-            folder = workdir / index_type
+        for index_type, precision, timed_backends in plan:
+            folder = workdir / f"{index_type}-{precision}"
             started = time.perf_counter()
             store = IndexStore.build(
-                folder, chunks, Precomputed(encoder, vectors), index_type=index_type
+                folder,
+                chunks,
+                Precomputed(encoders[precision], vectors[precision]),
+                index_type=index_type,
             )
             build_seconds = time.perf_counter() - started
             size = sum(p.stat().st_size for p in folder.iterdir())
             store.close()
-            queue = context.Queue()
-            process = context.Process(
-                target=measure_type, args=(index_type, str(folder), questions, queue)
-            )
-            process.start()
-            result = queue.get()
-            process.join()
-            result.update(build_seconds=build_seconds, bytes=size)
-            rows.append(result)
+            for backend in timed_backends or ["onnx"]:  # flat is the recall reference
+                queue = context.Queue()
+                process = context.Process(
+                    target=measure_type, args=(index_type, backend, str(folder), questions, queue)
+                )
+                process.start()
+                result = queue.get()
+                process.join()
+                result.update(build_seconds=build_seconds, bytes=size)
+                rows.append(result)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    exact = next((r["ids"] for r in rows if r["type"] == "flat"), None)
+    exact = next((r["ids"] for r in rows if r["type"] == "flat"), None)  # fp32 exact
     for row in rows:
         if exact is not None:
             found = [len(set(a) & set(b)) / 10 for a, b in zip(row["ids"], exact, strict=True)]
@@ -209,7 +246,7 @@ def main() -> None:
         "texts": len(texts),
         "questions": len(questions),
         "threads": torch.get_num_threads(),
-        "encode_texts_per_second": round(texts_per_second, 1),
+        "encode_texts_per_second_onnx": round(texts_per_second, 1),
         "reference_end_to_end_ms": reference,
         "types": rows,
     }
@@ -219,19 +256,20 @@ def main() -> None:
     print(f"$ {report['command']}")
     print(
         f"{len(texts)} texts, {len(questions)} single questions, "
-        f"torch threads {report['threads']}; encoding {texts_per_second:.0f} texts/s"
+        f"torch threads {report['threads']}; encoding (onnx) {texts_per_second:.0f} texts/s"
     )
     print(
         f"reference (sentence-transformers encode + NumPy dot): "
         f"p50 {reference[0]:.2f} ms, p99 {reference[1]:.2f} ms"
     )
     print(
-        "type   build s      MB  search p50/p99 ms  end-to-end p50/p99 ms"
+        "type   backend    build s      MB  search p50/p99 ms  end-to-end p50/p99 ms"
         "  vs ref  recall@10  RSS MB"
     )
     for row in rows:
         print(
-            f"{row['type']:<6} {row['build_seconds']:>7.1f} {row['bytes'] / 1e6:>7.1f}"
+            f"{row['type']:<6} {row['backend']:<10} {row['build_seconds']:>7.1f}"
+            f" {row['bytes'] / 1e6:>7.1f}"
             f"  {row['search_ms'][0]:>7.3f} / {row['search_ms'][1]:<7.3f}"
             f"  {row['end_to_end_ms'][0]:>9.2f} / {row['end_to_end_ms'][1]:<9.2f}"
             f"  {row['end_to_end_vs_reference']:>5.2f}x"

@@ -14,7 +14,9 @@ import contextlib
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
+import re
 import sys
 import time
 import warnings
@@ -66,6 +68,12 @@ def default_threads() -> int:
 
 def _versions() -> dict[str, str]:
     return {name: importlib.metadata.version(name) for name in ("torch", "onnxruntime", "onnx")}
+
+
+def cache_label(model: str) -> str:
+    """A readable folder-name prefix: a short name, or a path's last two parts."""
+    short = "-".join(Path(model).parts[-2:]) if os.sep in model else model
+    return re.sub(r"[^A-Za-z0-9._]+", "-", short).strip("-.")[-48:] or "model"
 
 
 def export_key(settings: dict[str, Any], precision: str) -> str:
@@ -149,7 +157,7 @@ def _export_fp32(
         )
         fused.save_model_to_file(str(target))
     raw.unlink()
-    got = OnnxRunner(target, names, threads=1).run_numpy(
+    got = OnnxRunner(target, names, threads=1)(
         {name: value.numpy() for name, value in zip(names, sample, strict=True)}
     )
     difference = float(np.abs(got - expected).max())
@@ -169,19 +177,25 @@ def _quantize_int8(source: Path, target: Path) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantize_dynamic(
-            str(source),
-            str(target),
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            op_types_to_quantize=["MatMul", "Attention"],
-            extra_options={
-                "MatMulConstBOnly": True,
-                "DefaultTensorType": onnx.TensorProto.FLOAT,
-            },
-        )
+    quiet_root = logging.getLogger()  # the quantizer logs advice to the root logger
+    level = quiet_root.level
+    quiet_root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(
+                str(source),
+                str(target),
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                op_types_to_quantize=["MatMul", "Attention"],
+                extra_options={
+                    "MatMulConstBOnly": True,
+                    "DefaultTensorType": onnx.TensorProto.FLOAT,
+                },
+            )
+    finally:
+        quiet_root.setLevel(level)
 
 
 def _cached(folder: Path, what: str, build: Callable[[Path], None], info: dict[str, Any]) -> Path:
@@ -255,9 +269,6 @@ class OnnxRunner:
             ) from None
         self.names = list(names)
 
-    def run_numpy(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        feeds = {name: batch[name] for name in self.names}
         return np.asarray(self.session.run(None, feeds)[0], dtype=np.float32)
-
-    def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        feeds = {name: batch[name].numpy() for name in self.names}
-        return torch.from_numpy(self.run_numpy(feeds))

@@ -1,0 +1,302 @@
+"""Encoder backends: ONNX Runtime fp32 and int8 against torch, the export cache, and an
+index refusing vectors of another precision."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import shared_data
+from typer.testing import CliRunner
+
+from semsearch.cli.main import app
+from semsearch.config import EncoderConfig, load_settings
+from semsearch.corpus import open_corpus
+from semsearch.encoders import base, load_encoder
+from semsearch.encoders.base import resolve_backend
+from semsearch.errors import ConfigError, EncoderMismatchError
+from semsearch.evaluation.data import read_sts
+from semsearch.index import IndexStore
+from semsearch.search import SearchEngine
+
+ROOT = Path(__file__).resolve().parents[1]
+FAQ = ROOT / "examples" / "faq.csv"
+
+
+def faq_texts() -> list[str]:
+    """Real text that every clone has: the demo FAQ's questions and answers."""
+    with FAQ.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return [row["question"] for row in rows] + [row["answer"] for row in rows]
+
+
+def onnx_folders(cache: Path) -> set[str]:
+    folder = cache / "onnx"
+    if not folder.exists():
+        return set()
+    return {p.name for p in folder.iterdir() if ".tmp-" not in p.name}
+
+
+@pytest.fixture(scope="module")
+def minilm_vectors(minilm_folder):
+    """The default model's vectors of the FAQ texts, per backend."""
+    texts = faq_texts()
+    return {
+        backend: load_encoder(model=str(minilm_folder), backend=backend).encode(texts)
+        for backend in ("torch", "onnx", "onnx-int8")
+    }
+
+
+def test_onnx_fp32_gives_the_torch_vectors_on_real_text(minilm_vectors):
+    difference = np.abs(minilm_vectors["onnx"] - minilm_vectors["torch"]).max()
+    assert difference < 1e-5
+
+
+def test_onnx_int8_stays_close_to_fp32_on_real_text(minilm_vectors):
+    cosines = (minilm_vectors["onnx-int8"] * minilm_vectors["torch"]).sum(axis=1)
+    assert cosines.mean() >= 0.99
+    assert cosines.min() > 0.95
+    assert np.abs(minilm_vectors["onnx-int8"] - minilm_vectors["torch"]).max() > 1e-4  # not fp32
+
+
+def test_int8_keeps_stsb_dev_spearman_within_half_a_point(minilm_folder):
+    from scipy.stats import spearmanr
+
+    pairs = read_sts(shared_data("stsb"), split="dev")
+    scores = {}
+    for backend in ("torch", "onnx-int8"):
+        encoder = load_encoder(model=str(minilm_folder), backend=backend)
+        first, second = encoder.encode(pairs.sentence1), encoder.encode(pairs.sentence2)
+        scores[backend] = spearmanr((first * second).sum(axis=1), pairs.scores).statistic
+    assert scores["torch"] == pytest.approx(0.8672, abs=5e-4)  # all-MiniLM-L6-v2, STSb dev
+    assert abs(scores["onnx-int8"] - scores["torch"]) * 100 < 0.5
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"pooling": "cls"},
+        {"pooling": "pooler"},
+        {"pooling": "mean", "skip_special_tokens": True},
+        {"pooling": "max", "layers": "-2,-1", "layer_combine": "sum"},
+        {"pooling": "mean_max", "layers": "0,-1", "layer_combine": "concat"},
+        {"pooling": "last", "layers": "-3,-2,-1", "layer_combine": "mean"},
+    ],
+    ids=lambda options: "-".join(str(v) for v in options.values()),
+)
+def test_raw_bert_onnx_matches_torch_for_every_pooling_and_layer_choice(tiny_bert, options):
+    texts = [*faq_texts()[:40], "", "a"]
+    expected = load_encoder(kind="bert", model=str(tiny_bert), backend="torch", **options)
+    got = load_encoder(kind="bert", model=str(tiny_bert), backend="onnx", **options)
+    assert got.dim == expected.dim
+    assert np.abs(got.encode(texts, batch_size=7) - expected.encode(texts)).max() < 1e-5
+
+
+def test_fingerprint_names_backend_and_precision(tiny_bert):
+    fp32 = load_encoder(kind="bert", model=str(tiny_bert), backend="onnx").fingerprint
+    int8 = load_encoder(kind="bert", model=str(tiny_bert), backend="onnx-int8").fingerprint
+    torch_ = load_encoder(kind="bert", model=str(tiny_bert), backend="torch").fingerprint
+    assert (fp32["backend"], fp32["precision"]) == ("onnx", "fp32")
+    assert (int8["backend"], int8["precision"]) == ("onnx-int8", "int8")
+    assert (torch_["backend"], torch_["precision"]) == ("torch", "fp32")
+
+
+def test_auto_backend_and_its_errors():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_backend("auto", cpu) == "onnx"
+    assert resolve_backend("auto", cuda) == "torch"
+    assert resolve_backend("torch", cuda) == "torch"
+    with pytest.raises(ConfigError, match=r"backend 'onnx-int8' runs on the CPU"):
+        resolve_backend("onnx-int8", cuda)
+    with pytest.raises(ConfigError, match=r"unknown backend 'tensorrt': choose one of auto, torch"):
+        EncoderConfig(backend="tensorrt")
+    with pytest.raises(ConfigError, match=r"threads must be at least 1"):
+        EncoderConfig(threads=0)
+
+
+def test_backend_from_a_config_file(tmp_path):
+    preset = tmp_path / "int8.toml"
+    preset.write_text('[encoder]\nbackend = "onnx-int8"\nthreads = 1\n')
+    settings = load_settings(preset)
+    assert (settings.encoder.backend, settings.encoder.threads) == ("onnx-int8", 1)
+
+
+# -- the export cache -------------------------------------------------------------------
+def test_export_is_cached_and_reused(tiny_bert, onnx_cache, capfd):
+    options = {"kind": "bert", "model": str(tiny_bert), "pooling": "max", "layers": "-2"}
+    before = onnx_folders(onnx_cache)
+    load_encoder(backend="onnx", **options).prepare()
+    assert "exporting" in capfd.readouterr().err
+    made = onnx_folders(onnx_cache) - before
+    assert len(made) == 1
+    model = onnx_cache / "onnx" / made.pop() / "model.onnx"
+    stamp = model.stat().st_mtime_ns
+    load_encoder(backend="onnx", **options).prepare()
+    assert capfd.readouterr().err == ""  # the second run exports nothing and says nothing
+    assert model.stat().st_mtime_ns == stamp
+    info = (model.parent / "export.json").read_text()
+    assert '"precision": "fp32"' in info and '"seconds"' in info
+
+
+def test_export_is_rebuilt_when_settings_or_weights_change(tiny_bert, onnx_cache, tmp_path):
+    load_encoder(kind="bert", model=str(tiny_bert), pooling="cls", backend="onnx").prepare()
+    first = onnx_folders(onnx_cache)
+    load_encoder(kind="bert", model=str(tiny_bert), pooling="last", backend="onnx").prepare()
+    second = onnx_folders(onnx_cache)
+    assert len(second - first) == 1  # another pooling, another export
+
+    changed = tmp_path / "changed-bert"
+    shutil.copytree(tiny_bert, changed)
+    from transformers import BertModel
+
+    model = BertModel.from_pretrained(changed)
+    with torch.no_grad():
+        model.pooler.dense.bias.add_(0.5)
+    model.save_pretrained(changed)
+    encoder = load_encoder(kind="bert", model=str(changed), pooling="cls", backend="onnx")
+    vectors = encoder.encode(["the weights changed"])
+    assert len(onnx_folders(onnx_cache) - second) == 1  # new weights, another export
+    reference = load_encoder(kind="bert", model=str(changed), pooling="cls", backend="torch")
+    assert np.abs(vectors - reference.encode(["the weights changed"])).max() < 1e-5
+
+
+KILLED_EXPORT = textwrap.dedent(
+    """
+    import sys, time
+    from semsearch.encoders import load_encoder, onnx
+
+    real = onnx._export_fp32
+
+    def export_then_hang(*args, **kwargs):
+        real(*args, **kwargs)
+        print("written", flush=True)
+        time.sleep(120)
+
+    onnx._export_fp32 = export_then_hang
+    load_encoder(kind="bert", model=sys.argv[1], pooling="mean_max", backend="onnx").prepare()
+    """
+)
+
+
+def test_an_interrupted_export_leaves_nothing_that_loads(tiny_bert, tmp_path):
+    cache = tmp_path / "cache"
+    env = {**os.environ, "SEMSEARCH_CACHE": str(cache)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_EXPORT, str(tiny_bert)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "written"  # the file is in staging
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    leftovers = list((cache / "onnx").iterdir())
+    assert leftovers and all(".tmp-" in p.name for p in leftovers)  # no finished export
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from semsearch.encoders import load_encoder; "
+            "print(load_encoder(kind='bert', model=sys.argv[1], pooling='mean_max', "
+            "backend='onnx').encode(['after the crash']).shape)",
+            str(tiny_bert),
+        ],
+        capture_output=True,
+        env=env,
+        text=True,
+        check=True,
+    )
+    assert "exporting" in result.stderr and result.stdout.strip() == "(1, 64)"
+    names = [p.name for p in (cache / "onnx").iterdir()]
+    assert len(names) == 1 and ".tmp-" not in names[0]  # the dead writer's staging is gone
+
+
+def test_unwritable_cache_is_a_clear_error(tiny_bert, tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("SEMSEARCH_CACHE", str(blocker))
+    encoder = load_encoder(kind="bert", model=str(tiny_bert), backend="onnx")
+    with pytest.raises(ConfigError, match=r"cannot write the ONNX cache in"):
+        encoder.prepare()
+
+
+# -- indexes and precision ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def int8_index(tiny_sbert, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("int8") / "index"
+    encoder = load_encoder(model=str(tiny_sbert), backend="onnx-int8")
+    IndexStore.build(folder, open_corpus(FAQ).chunks(64), encoder, index_type="flat").close()
+    return folder
+
+
+def test_int8_index_refuses_fp32_query_vectors_naming_both_backends(int8_index, tiny_sbert):
+    store = IndexStore.open(int8_index)
+    assert store.manifest.encoder["precision"] == "int8"
+    for backend in ("torch", "onnx"):
+        with pytest.raises(EncoderMismatchError) as caught:
+            SearchEngine(store, load_encoder(model=str(tiny_sbert), backend=backend))
+        message = str(caught.value)
+        assert "the index was built with backend 'onnx-int8' (int8 vectors)" in message
+        assert f"this encoder uses backend '{backend}' (fp32 vectors)" in message
+
+
+def test_int8_index_opens_with_its_own_backend(int8_index):
+    engine = SearchEngine.open(int8_index)
+    assert engine.encoder.fingerprint["backend"] == "onnx-int8"
+    hits = engine.search("How can I get my notes out as PDF files?", k=1)
+    assert hits[0].id == "export-pdf-2" and hits[0].score == pytest.approx(1.0, abs=1e-4)
+
+
+def test_fp32_backends_share_an_index(tiny_sbert, tmp_path):
+    folder = tmp_path / "index"
+    built = load_encoder(model=str(tiny_sbert), backend="torch")
+    IndexStore.build(folder, open_corpus(FAQ).chunks(64), built, index_type="flat").close()
+    onnx_engine = SearchEngine(IndexStore.open(folder), load_encoder(model=str(tiny_sbert)))
+    assert onnx_engine.encoder.fingerprint["backend"] == "onnx"
+    with pytest.raises(EncoderMismatchError, match=r"built with backend 'torch' \(fp32 vectors\)"):
+        SearchEngine(
+            IndexStore.open(folder), load_encoder(model=str(tiny_sbert), backend="onnx-int8")
+        )
+
+
+def test_cli_backend_option_and_mismatch(tiny_sbert, tmp_path):
+    runner = CliRunner()
+    folder = tmp_path / "index"
+    built = runner.invoke(
+        app, ["index", str(FAQ), "-o", str(folder), "--model", str(tiny_sbert), "-q",
+              "--backend", "onnx-int8", "--threads", "1"],
+    )  # fmt: skip
+    assert built.exit_code == 0, built.output
+    question = "How can I get my notes out as PDF files?"  # an entry's own text: rank 1
+    asked = runner.invoke(app, ["query", str(folder), question, "-k", "1", "--json"])
+    assert asked.exit_code == 0 and '"id": "export-pdf-2"' in asked.stdout, asked.output
+    refused = runner.invoke(app, ["query", str(folder), "export", "--backend", "torch"])
+    assert refused.exit_code == 1
+    assert "built with backend 'onnx-int8' (int8 vectors)" in refused.stderr
+    assert "uses backend 'torch' (fp32 vectors)" in refused.stderr
+
+
+# -- the chunked, prefetching loop (the GPU path's shape, run on the CPU) ------------------
+def test_chunked_prefetching_encode_equals_the_plain_loop(tiny_bert, monkeypatch):
+    texts = faq_texts() * 2 + [" ".join(["word"] * 300)]
+    encoder = load_encoder(kind="bert", model=str(tiny_bert), backend="torch")
+    expected = encoder.encode(texts, batch_size=16)
+    assert encoder.truncated == 1
+    monkeypatch.setattr(base, "CHUNK_TEXTS", 50)
+    encoder.prefetch = True
+    got = encoder.encode(texts, batch_size=16)
+    assert encoder.truncated == 1
+    assert np.abs(got - expected).max() < 1e-6
