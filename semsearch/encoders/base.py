@@ -175,6 +175,7 @@ class Encoder(ABC):
         self.truncated = 0
         self.report_truncation = True
         self.prefetch = self.device.type == "cuda"  # tokenise ahead while the GPU computes
+        self.normalized_by_model = False  # True where the model's last step is Normalize
         self._runner: Any = None
 
     # -- what subclasses provide -------------------------------------------------
@@ -389,7 +390,7 @@ class Encoder(ABC):
                 for start in range(0, len(rows), batch_size):
                     chosen = order[start : start + batch_size]
                     embedded = self._embed(pad_arrays([rows[i] for i in chosen], pad_id))
-                    if self.config.normalize:
+                    if self.config.normalize and not self.normalized_by_model:
                         embedded = normalized(embedded)
                     outputs.append(embedded)  # a tensor stays on the GPU until the chunk ends
                     if progress is not None:

@@ -32,6 +32,8 @@ class SentenceTransformerEncoder(Encoder):
         super().__init__(config, folder, model.tokenizer, model_max)
         self.model = model.to(self.device).eval()
         self._dim = int(cast(Any, model).get_embedding_dimension())
+        # a Normalize module makes the vectors unit length inside the graph already
+        self.normalized_by_model = any(type(m).__name__ == "Normalize" for m in model)
         pooling = model[1] if len(model) > 1 else None
         self._pooling = (
             str(getattr(pooling, "pooling_mode", "mean")) if pooling is not None else "cls"
