@@ -124,10 +124,16 @@ def test_auto_backend_and_its_errors():
 
 
 def test_backend_from_a_config_file(tmp_path):
+    assert load_settings(ROOT / "configs" / "int8.toml").encoder.backend == "onnx-int8"
     preset = tmp_path / "int8.toml"
     preset.write_text('[encoder]\nbackend = "onnx-int8"\nthreads = 1\n')
     settings = load_settings(preset)
     assert (settings.encoder.backend, settings.encoder.threads) == ("onnx-int8", 1)
+
+
+@pytest.mark.parametrize("preset", sorted((ROOT / "configs").glob("*.toml")), ids=str)
+def test_every_preset_loads(preset):
+    load_settings(preset)
 
 
 # -- the export cache -------------------------------------------------------------------

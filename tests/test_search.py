@@ -120,3 +120,22 @@ def test_demo_faq_answers_real_questions(tmp_path):
         top = engine.search(question, k=1)[0]
         assert top.id.startswith(expected), (question, top)
     assert engine.query("What is the boiling point of mercury?", threshold=0.5).answered is False
+
+
+def test_dedupe_reads_past_a_page_of_one_shared_answer(tmp_path):
+    from index_writer import HashEncoder
+
+    from semsearch.corpus import Record
+
+    # five entries with the same text and answer score 1.0 for that text: the first
+    # page of k=3 candidates holds one answer, so the next page must be read
+    same = [Record(f"same-{i}", "same question", "one answer", {}) for i in range(5)]
+    others = [Record(f"other-{i}", f"another question {i}", f"answer {i}", {}) for i in range(6)]
+    encoder = HashEncoder()
+    IndexStore.build(tmp_path / "index", [same + others], encoder, index_type="flat")
+    engine = SearchEngine(IndexStore.open(tmp_path / "index"), encoder)
+    hits = engine.query("same question", k=3).hits
+    assert [hit.rank for hit in hits] == [1, 2, 3]
+    assert hits[0].answer == "one answer" and hits[0].score == pytest.approx(1.0, abs=1e-6)
+    assert len({hit.answer for hit in hits}) == 3
+    assert all(hit.id.startswith("other-") for hit in hits[1:])

@@ -315,6 +315,13 @@ class IndexStore:
     def search(self, query_vectors: np.ndarray, k: int) -> list[list[Hit]]:
         """Top-k live records per query vector, best first, scored by inner product
         (= cosine for normalised vectors)."""
+        found = self.search_rowids(query_vectors, k)
+        records = self.records.by_rowids(rowid for hits in found for rowid, _ in hits)
+        return [[(records[rowid], score) for rowid, score in hits] for hits in found]
+
+    def search_rowids(self, query_vectors: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+        """Top-k live (rowid, score) per query vector, best first; `records_for` reads the
+        records, so a caller that needs only some of them reads only those."""
         if k < 1:
             raise InputError(f"k must be at least 1, got {k}")
         total = self.vectors.ntotal
@@ -332,8 +339,11 @@ class IndexStore:
             if not self._tombstones or fetch >= total or all(len(hits) == k for hits in found):
                 break
             fetch = min(4 * fetch, total)
-        records = self.records.by_rowids(rowid for hits in found for rowid, _ in hits)
-        return [[(records[rowid], score) for rowid, score in hits] for hits in found]
+        return found
+
+    def records_for(self, rowids: Iterable[int]) -> dict[int, Record]:
+        """Live records by rowid (the ids `search_rowids` returns)."""
+        return self.records.by_rowids(rowids)
 
     def get(self, ids: Iterable[str]) -> dict[str, Record]:
         """Live records by user id; unknown ids are left out."""
