@@ -233,7 +233,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per mode")
     parser.add_argument("--warmup", type=float, default=3.0, help="unrecorded seconds first")
     parser.add_argument("--modes", default="batched,single", help="batched, single or both")
-    parser.add_argument("--batch-wait-ms", type=float, default=3.0)
+    parser.add_argument("--batch-wait-ms", type=float, default=0.0)
     parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()

@@ -61,7 +61,7 @@ def serve(
         float | None,
         typer.Option(
             "--batch-wait-ms",
-            help="Longest wait for a batch to fill (default 3).",
+            help="Wait this long for a batch to fill (default 0: take what queued meanwhile).",
             rich_help_panel=LIMITS_PANEL,
         ),
     ] = None,

@@ -2,10 +2,11 @@
 
 One model serves every request. A single worker thread owns it (tokenizers and torch
 modules are not meant to be driven from several threads at once) and handles one batch
-at a time: every job that arrived within a short window of the oldest waiting one, up
-to `max_batch` texts. Under load the window costs nothing, since jobs pile up while the
-previous batch runs; one forward pass over 32 short questions costs far less than 32
-passes. With batching off, jobs are handled one at a time by the same thread (the
+at a time: every job waiting when it turns to the queue (plus what arrives within
+`wait_ms` of the oldest, 0 by default), up to `max_batch` texts. Under load jobs pile
+up while the previous batch runs, so batches form without any wait, and a lone
+question is answered at once; one forward pass over 32 short questions costs far less
+than 32 passes. With batching off, jobs are handled one at a time by the same thread (the
 benchmark's baseline).
 
 Callers never block the event loop: `run` is awaitable, `submit` returns a future.
@@ -76,7 +77,7 @@ class MicroBatcher(Generic[P, R]):
         process: Callable[[list[P]], Sequence[R | BaseException]],
         *,
         enabled: bool = True,
-        wait_ms: float = 3.0,
+        wait_ms: float = 0.0,
         max_batch: int = 64,
     ) -> None:
         self._process_fn = process

@@ -30,7 +30,7 @@ class ServeConfig:
     max_text_chars: int = 10_000
     max_body_bytes: int = 4 * 1024 * 1024
     batching: bool = True
-    batch_wait_ms: float = 3.0
+    batch_wait_ms: float = 0.0  # greedy: a batch is whatever queued while the last one ran
     max_batch: int = 64
     reload_interval: float = 0.5
     graceful_timeout: float = 30.0
