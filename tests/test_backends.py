@@ -123,6 +123,21 @@ def test_auto_backend_and_its_errors():
         EncoderConfig(threads=0)
 
 
+def test_default_threads_follow_a_container_quota(tmp_path, monkeypatch):
+    from semsearch.encoders import onnx
+
+    cpu_max = tmp_path / "cpu.max"
+    monkeypatch.setattr(onnx, "CGROUP_CPU_MAX", cpu_max)
+    cores = len(os.sched_getaffinity(0))
+    assert onnx.default_threads() == cores  # no quota file
+    cpu_max.write_text("max 100000\n")
+    assert onnx.default_threads() == cores
+    cpu_max.write_text("50000 100000\n")  # half a CPU still gets one thread
+    assert onnx.default_threads() == 1
+    cpu_max.write_text(f"{(cores + 8) * 100000} 100000\n")  # a quota above the mask
+    assert onnx.default_threads() == cores
+
+
 def test_backend_from_a_config_file(tmp_path):
     assert load_settings(ROOT / "configs" / "int8.toml").encoder.backend == "onnx-int8"
     preset = tmp_path / "int8.toml"

@@ -58,12 +58,23 @@ def require_onnxruntime() -> None:
             ) from None
 
 
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # a container's CPU quota (cgroup v2)
+
+
 def default_threads() -> int:
-    """The cores this process may run on (the affinity mask, not the whole machine)."""
+    """The cores this process may use: its affinity mask, capped by a container's CPU
+    quota (a 2-CPU container on a 64-core host must not start 64 threads)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, -(-int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota: the affinity mask decides
+    return max(1, cores)
 
 
 def _versions() -> dict[str, str]:
