@@ -123,6 +123,14 @@ def test_auto_backend_and_its_errors():
         EncoderConfig(threads=0)
 
 
+def test_without_onnxruntime_auto_falls_back_to_torch(tiny_bert, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import raises ImportError
+    assert resolve_backend("auto", torch.device("cpu")) == "torch"
+    encoder = load_encoder(kind="bert", model=str(tiny_bert), backend="onnx")
+    with pytest.raises(ConfigError, match=r"need the 'onnxruntime' package: pip install"):
+        encoder.prepare()
+
+
 def test_default_threads_follow_a_container_quota(tmp_path, monkeypatch):
     from semsearch.encoders import onnx
 
