@@ -62,7 +62,7 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "stsb"
-GLOSSES = REPO_ROOT.parent / "shared" / "data" / "wordnet_glosses" / "corpus.jsonl"
+GLOSSES = REPO_ROOT.parent / "shared" / "data" / "wordnet_glosses" / "glosses.jsonl"
 MODEL = "all-MiniLM-L6-v2"
 CASES = ("sentence-transformer", "bert-mean", "bert-base-passages")
 CPU_BACKENDS = ("torch", "onnx", "onnx-int8")
