@@ -123,6 +123,29 @@ def _swap_in(new: Path, path: Path) -> None:
 
 
 @contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold the write lock of `path` (a `.NAME.lock` file beside it) for the block.
+
+    A writer that reads the current version, changes it and swaps the result in must
+    hold it throughout, or two processes could each start from the same version and the
+    second swap would silently drop the first one's changes. Where `fcntl` is missing
+    (Windows) writers are not serialised.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (path.parent / f".{path.name}.lock").open("a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
 def replacing(path: Path) -> Iterator[Path]:
     """Yield an empty temporary sibling of `path`; when the block ends normally its
     contents are fsynced and swapped in as `path`. The temporary folder (holding the

@@ -41,7 +41,10 @@ def results(store: IndexStore, queries: np.ndarray, k: int = 5) -> list[list[tup
 
 
 def leftovers(path: Path) -> list[str]:
-    return sorted(p.name for p in path.parent.iterdir() if p.name != path.name)
+    def lock(name: str) -> bool:  # write locks stay beside their folders, empty
+        return name.startswith(".") and name.endswith(".lock")
+
+    return sorted(p.name for p in path.parent.iterdir() if p.name != path.name and not lock(p.name))
 
 
 @pytest.fixture
@@ -430,3 +433,30 @@ def test_a_write_over_a_changed_folder_is_refused(built: IndexStore) -> None:
     IndexStore.open(built.path).add([make_records(1, "elsewhere")], HashEncoder())
     with pytest.raises(IndexFolderError, match="changed on disk since it was opened"):
         built.delete(["r1"])
+
+
+def test_a_second_writer_waits_for_the_first_and_loses_nothing(built: IndexStore) -> None:
+    import threading
+
+    first, second = IndexStore.open(built.path), IndexStore.open(built.path)
+    slow = HashEncoder(delay=0.5)  # holds the write lock while it encodes
+    errors: list[BaseException] = []
+
+    def add_slowly() -> None:
+        try:
+            first.add([make_records(3, prefix="new")], slow)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    writer = threading.Thread(target=add_slowly)
+    writer.start()
+    while slow.calls == 0:  # the first writer holds the lock and is encoding
+        time.sleep(0.01)
+    # without the lock this delete would pass the version check, swap in first and be
+    # overwritten by the first writer's swap a moment later
+    with pytest.raises(IndexFolderError, match="changed on disk since it was opened"):
+        second.delete(["r0"])
+    writer.join()
+    assert not errors
+    reopened = IndexStore.open(built.path)
+    assert set(reopened.get(["new0", "new1", "new2", "r0"])) == {"new0", "new1", "new2", "r0"}

@@ -251,7 +251,7 @@ class IndexStore:
         if index_type != "auto":  # auto's type, and so its valid params, depend on the count
             check_params(index_type, params)
         truncated = 0
-        with atomic.replacing(path) as staging:
+        with atomic.locked(path), atomic.replacing(path) as staging:
             records = RecordStore.create(staging / RECORDS_FILE)
             try:
                 seen: set[str] = set()
@@ -423,31 +423,38 @@ class IndexStore:
     @contextlib.contextmanager
     def _editing(self) -> Iterator[tuple[RecordStore, VectorIndex]]:
         """Yield writable copies of the records and vectors; when the block ends they
-        are compacted, saved, checked and swapped in, and this store reloads them."""
-        if IndexStore.current_version(self.path) != self.version:
-            raise IndexFolderError(
-                f"{self.path} changed on disk since it was opened: open it again, then write"
-            )
-        section = self.manifest.index
-        with atomic.replacing(self.path) as staging:
-            shutil.copyfile(self.path / RECORDS_FILE, staging / RECORDS_FILE)
-            records = RecordStore.open(staging / RECORDS_FILE, writable=True)
-            try:
-                vectors = VectorIndex.load(self.path / VECTORS_FILE, section.type, section.params)
-                yield records, vectors
-                vectors = _compacted(records, vectors)
-                records.commit()
-                live, deleted = records.counts()
-            finally:
-                records.close()
-            manifest = dataclasses.replace(
-                self.manifest,
-                semsearch_version=_semsearch_version(),
-                updated=utc_now(),
-                index=dataclasses.replace(section, count=live, deleted=deleted),
-            )
-            _save(staging, manifest, vectors)
-            IndexStore.open(staging).close()
+        are compacted, saved, checked and swapped in, and this store reloads them.
+
+        The folder's write lock is held from the version check to the swap: a second
+        writer waits, then finds the version changed and refuses, so no change is lost.
+        """
+        with atomic.locked(self.path):
+            if IndexStore.current_version(self.path) != self.version:
+                raise IndexFolderError(
+                    f"{self.path} changed on disk since it was opened: open it again, then write"
+                )
+            section = self.manifest.index
+            with atomic.replacing(self.path) as staging:
+                shutil.copyfile(self.path / RECORDS_FILE, staging / RECORDS_FILE)
+                records = RecordStore.open(staging / RECORDS_FILE, writable=True)
+                try:
+                    vectors = VectorIndex.load(
+                        self.path / VECTORS_FILE, section.type, section.params
+                    )
+                    yield records, vectors
+                    vectors = _compacted(records, vectors)
+                    records.commit()
+                    live, deleted = records.counts()
+                finally:
+                    records.close()
+                manifest = dataclasses.replace(
+                    self.manifest,
+                    semsearch_version=_semsearch_version(),
+                    updated=utc_now(),
+                    index=dataclasses.replace(section, count=live, deleted=deleted),
+                )
+                _save(staging, manifest, vectors)
+                IndexStore.open(staging).close()
         self._reload()
 
     def _reload(self) -> None:
