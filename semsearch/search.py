@@ -149,8 +149,8 @@ class SearchEngine:
     ) -> SearchResult:
         hits: list[Hit] = []
         seen: set[str] = set()
-        # Records are read k at a time: most answers are distinct, so usually one read of
-        # k rows does (0.07 ms against 0.24 for all 4k candidates on 165k records).
+        # Records are read k at a time: most answers are distinct, so one read of k rows
+        # usually does, instead of reading all 4k candidates.
         for start in range(0, len(found), k):
             page = found[start : start + k]
             records = self.store.records_for(rowid for rowid, _ in page)

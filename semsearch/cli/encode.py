@@ -18,7 +18,6 @@ from semsearch.cli.options import (
     ModelOpt,
     QuietOpt,
     read_lines,
-    settings_from_options,
     with_encoder_options,
 )
 from semsearch.errors import InputError
@@ -47,7 +46,7 @@ def tokens(
 
     from semsearch.models import resolve_model
 
-    settings = settings_from_options(config=config, model=model, max_seq_length=max_seq_length)
+    settings = EncoderOptions(config=config, model=model, max_seq_length=max_seq_length).settings()
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(settings.encoder.model))
     limit = settings.encoder.max_seq_length or tokenizer.model_max_length
     encoded = tokenizer(text, text2, truncation=True, max_length=limit)

@@ -25,7 +25,6 @@ from semsearch.cli.options import (
     ModelOpt,
     QuietOpt,
     SkipSpecialOpt,
-    settings_from_options,
     with_encoder_options,
 )
 
@@ -240,10 +239,10 @@ def sweep(
     from semsearch.evaluation.sweep import plot_sweep, run_sweep
 
     require("matplotlib", "eval sweep's heatmap")
-    settings = settings_from_options(
+    settings = EncoderOptions(
         config=config, model=model, skip_special=skip_special,
         max_seq_length=max_seq_length, device=device, batch_size=batch_size,
-    )  # fmt: skip
+    ).settings()  # fmt: skip
     pairs = read_sts(file, split=split or "dev", limit=limit)
     raw = dataclasses.replace(
         settings.encoder, kind="bert", pooling="mean", layers=(-1,), layer_combine="concat"

@@ -111,19 +111,6 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
 
-def settings_from_options(
-    config: Path | None = None,
-    skip_special: bool | None = None,
-    index: dict[str, object] | None = None,
-    search: dict[str, object] | None = None,
-    **encoder: Any,
-) -> Settings:
-    """The config file's settings with the options that were given laid over them."""
-    return load_settings(
-        config, index=index, search=search, skip_special_tokens=skip_special, **encoder
-    )
-
-
 @dataclasses.dataclass(frozen=True)
 class EncoderOptions:
     """The encoder options of one command line (None: not given)."""

@@ -288,8 +288,8 @@ class Encoder(ABC):
         """Word-piece ids per text (with [CLS]/[SEP]), truncated to max_seq_length.
 
         Sets `self.truncated` to how many inputs did not fit. A fast tokenizer is called
-        through its Rust backend: the same ids, without the Python wrapper's per-call cost
-        (a third of a millisecond, a tenth of one question's time).
+        through its Rust backend: the same ids, without the Python wrapper's per-call
+        cost, which is a visible part of one question's time.
         """
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         if backend is not None:

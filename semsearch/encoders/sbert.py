@@ -23,6 +23,7 @@ class SentenceTransformerEncoder(Encoder):
                 "use --encoder bert to load it as a raw BERT with a pooling of your choice"
             )
         from sentence_transformers import SentenceTransformer
+        from sentence_transformers.sentence_transformer.modules import Normalize
 
         logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
         model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
@@ -32,8 +33,8 @@ class SentenceTransformerEncoder(Encoder):
         super().__init__(config, folder, model.tokenizer, model_max)
         self.model = model.to(self.device).eval()
         self._dim = int(cast(Any, model).get_embedding_dimension())
-        # a Normalize module makes the vectors unit length inside the graph already
-        self.normalized_by_model = any(type(m).__name__ == "Normalize" for m in model)
+        # a final Normalize module makes the vectors unit length inside the graph already
+        self.normalized_by_model = isinstance(model[-1], Normalize)
         pooling = model[1] if len(model) > 1 else None
         self._pooling = (
             str(getattr(pooling, "pooling_mode", "mean")) if pooling is not None else "cls"

@@ -22,8 +22,8 @@ INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "sq8")
 
 AUTO_HNSW_THRESHOLD = 50_000
 # FAISS parallelises over queries; below this many an OpenMP team only wakes threads
-# that fight the encoder's (ONNX Runtime's) threads for the cores: 0.6 vs 3 ms per
-# single question on 2 cores.
+# that fight the encoder's (ONNX Runtime's) threads for the cores, which made one
+# question's search several times slower on 2 cores.
 PARALLEL_QUERIES = 8
 """`auto` picks exact `flat` search below this many vectors and `hnsw` from there: a
 brute-force scan of 50,000 384-d vectors takes a few milliseconds per query, beyond
