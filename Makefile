@@ -36,6 +36,7 @@ test: lint
 bench: setup
 	$(BIN)/python bench/encode.py
 	$(BIN)/python bench/search.py
+	$(BIN)/python bench/cold.py
 
 bench-serve: setup
 	$(BIN)/python bench/serve_load.py

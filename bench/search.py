@@ -115,15 +115,9 @@ def measure_type(
     index_type: str, backend: str, folder: str, questions: list[str], queue: Any
 ) -> None:
     """In a fresh process: open the index, time single questions, report peak RSS."""
-    import dataclasses
+    from semsearch.search import SearchEngine
 
-    from semsearch.encoders import load_encoder
-    from semsearch.index import IndexStore
-    from semsearch.search import SearchEngine, encoder_config_for
-
-    manifest = IndexStore.open(folder).manifest.encoder
-    config = dataclasses.replace(encoder_config_for(manifest), backend=backend)
-    engine = SearchEngine.open(folder, encoder=load_encoder(config))
+    engine = SearchEngine.open(folder, overrides={"backend": backend})
     store, encoder = engine.store, engine.encoder
     vectors = encoder.encode(questions)
     for question in questions[:20]:  # warm-up

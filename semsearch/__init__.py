@@ -16,8 +16,8 @@ _LAZY = {
     "Encoder": "semsearch.encoders",
     "load_encoder": "semsearch.encoders",
     "SearchEngine": "semsearch.search",
-    "Hit": "semsearch.search",
-    "SearchResult": "semsearch.search",
+    "Hit": "semsearch.results",
+    "SearchResult": "semsearch.results",
     "IndexStore": "semsearch.index",
 }
 

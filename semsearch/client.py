@@ -6,8 +6,9 @@
     for hit in client.search("how do I export a PDF?", k=3, threshold=0.5):
         print(hit.rank, round(hit.score, 3), hit.id, hit.answer)
 
-Standard library only (urllib), so a bot needs no HTTP package. Failures raise typed
-errors (all `semsearch.errors.SemsearchError`) carrying the server's own message.
+Standard library only (urllib), so a bot needs no HTTP package. Results are the same
+`Hit` / `SearchResult` that `SearchEngine` returns (semsearch.results). Failures raise
+typed errors (semsearch.errors, all `SemsearchError`) carrying the server's own message.
 """
 
 from __future__ import annotations
@@ -16,41 +17,29 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from semsearch.errors import SemsearchError
+from semsearch.errors import (  # defined there; importable from here too
+    AuthenticationError,
+    RequestRejectedError,
+    ServerError,
+    ServiceError,
+    ServiceUnavailableError,
+)
+from semsearch.results import Hit, SearchResult, batch_from_json
 
-
-class ServiceError(SemsearchError):
-    """The server answered with an error; `status` is the HTTP status (0: no answer)."""
-
-    def __init__(self, message: str, status: int = 0, body: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = body or {}
-
-
-class ServiceUnavailableError(ServiceError):
-    """No answer: the server is down, unreachable, timed out, or shutting down (503)."""
-
-
-class AuthenticationError(ServiceError):
-    """401: the server needs an API key, or refused the one given."""
-
-
-class RequestRejectedError(ServiceError):
-    """422 (a field is invalid; `fields` names them) or 413 (the body is too large)."""
-
-    @property
-    def fields(self) -> list[str]:
-        return [str(e.get("field")) for e in self.body.get("errors") or []]
-
-
-class ServerError(ServiceError):
-    """5xx: the server failed on a valid request."""
+__all__ = [
+    "AuthenticationError",
+    "Client",
+    "Hit",
+    "RequestRejectedError",
+    "SearchResult",
+    "ServerError",
+    "ServiceError",
+    "ServiceUnavailableError",
+]
 
 
 _BY_STATUS: dict[int, type[ServiceError]] = {
@@ -59,45 +48,6 @@ _BY_STATUS: dict[int, type[ServiceError]] = {
     422: RequestRejectedError,
     503: ServiceUnavailableError,
 }
-
-
-@dataclass(frozen=True)
-class RemoteHit:
-    """One known entry that answers the question; `score` is the cosine similarity."""
-
-    id: str
-    score: float
-    text: str
-    answer: str
-    metadata: dict[str, Any]
-    rank: int
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RemoteHit:
-        return cls(
-            id=data["id"],
-            score=float(data["score"]),
-            text=data["text"],
-            answer=data["answer"],
-            metadata=dict(data.get("metadata") or {}),
-            rank=int(data.get("rank", 0)),
-        )
-
-
-@dataclass(frozen=True)
-class RemoteResult:
-    """Every hit of one question and whether the best clears the threshold."""
-
-    hits: list[RemoteHit]
-    answered: bool
-    threshold: float | None
-
-    @property
-    def confident(self) -> list[RemoteHit]:
-        """Hits at or above the threshold (all of them without one)."""
-        if self.threshold is None:
-            return self.hits
-        return [hit for hit in self.hits if hit.score >= self.threshold]
 
 
 class Client:
@@ -116,38 +66,30 @@ class Client:
         """{"status": "ok", "index": NAME, "count": N, ...}"""
         return self._call("GET", "/health")
 
-    def query(self, question: str, k: int = 5, threshold: float | None = None) -> RemoteResult:
+    def query(self, question: str, k: int = 5, threshold: float | None = None) -> SearchResult:
         """Every hit for one question, and whether it was answered."""
         data = self._call("POST", "/search", self._search_body({"query": question}, k, threshold))
-        return RemoteResult(
-            [RemoteHit.from_json(h) for h in data["results"]],
-            bool(data["answered"]),
-            data.get("threshold"),
-        )
+        return SearchResult.from_json({**data, "question": question})
 
-    def search(self, question: str, k: int = 5, threshold: float | None = None) -> list[RemoteHit]:
+    def search(self, question: str, k: int = 5, threshold: float | None = None) -> list[Hit]:
         """Hits at or above the threshold, best first; empty means "no confident answer"."""
         return self.query(question, k, threshold).confident
 
     def query_batch(
         self, questions: Sequence[str], k: int = 5, threshold: float | None = None
-    ) -> list[RemoteResult]:
-        """One RemoteResult per question, in order, from one request."""
+    ) -> list[SearchResult]:
+        """One SearchResult per question, in order, from one request."""
         questions = _as_list(questions, "questions")
         if not questions:
             return []
         data = self._call(
             "POST", "/search", self._search_body({"queries": questions}, k, threshold)
         )
-        answered = data.get("answered") or [bool(rows) for rows in data["results"]]
-        return [
-            RemoteResult([RemoteHit.from_json(h) for h in rows], bool(flag), data.get("threshold"))
-            for rows, flag in zip(data["results"], answered, strict=True)
-        ]
+        return batch_from_json(data, questions)
 
     def search_batch(
         self, questions: Sequence[str], k: int = 5, threshold: float | None = None
-    ) -> list[list[RemoteHit]]:
+    ) -> list[list[Hit]]:
         """`search` for several questions in one request."""
         return [result.confident for result in self.query_batch(questions, k, threshold)]
 

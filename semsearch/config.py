@@ -7,11 +7,15 @@ is refused with the valid choices before any model is loaded.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, from PyPI
+    import tomli as tomllib
 
 from semsearch.errors import ConfigError
 
@@ -23,9 +27,11 @@ CUDA_DTYPES = ("float16", "bfloat16", "float32")
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 
-def _choice(name: str, value: str, valid: tuple[str, ...]) -> str:
+def _choice(name: str, value: str, valid: tuple[str, ...], setting: str) -> str:
     if value not in valid:
-        raise ConfigError(f"unknown {name} {value!r}: choose one of {', '.join(valid)}")
+        raise ConfigError(
+            f"unknown {name} {value!r}: choose one of {', '.join(valid)}", setting=setting
+        )
     return value
 
 
@@ -39,12 +45,13 @@ def parse_layers(value: str | int | list[int] | tuple[int, ...]) -> tuple[int, .
             layers = tuple(int(p) for p in parts)
         except ValueError:
             raise ConfigError(
-                f"bad --layers {value!r}: give integers like -1, -2 or -4,-3,-2,-1"
+                f"bad layers {value!r}: give integers like -1, -2 or -4,-3,-2,-1",
+                setting="layers",
             ) from None
     else:
         layers = tuple(int(v) for v in value)
     if not layers:
-        raise ConfigError("--layers is empty: give at least one layer, e.g. -1")
+        raise ConfigError("layers is empty: give at least one layer, e.g. -1", setting="layers")
     return layers
 
 
@@ -72,21 +79,25 @@ class EncoderConfig:
     cuda_dtype: str = "float16"
 
     def __post_init__(self) -> None:
-        _choice("encoder", self.kind, ENCODER_KINDS)
-        _choice("backend", self.backend, BACKENDS)
-        _choice("cuda_dtype", self.cuda_dtype, CUDA_DTYPES)
+        _choice("encoder", self.kind, ENCODER_KINDS, "kind")
+        _choice("backend", self.backend, BACKENDS, "backend")
+        _choice("cuda_dtype", self.cuda_dtype, CUDA_DTYPES, "cuda_dtype")
         if self.threads is not None and self.threads < 1:
-            raise ConfigError("threads must be at least 1")
-        _choice("pooling", self.pooling, POOLING_MODES)
-        _choice("layer combination", self.layer_combine, LAYER_COMBINES)
+            raise ConfigError("threads must be at least 1", setting="threads")
+        _choice("pooling", self.pooling, POOLING_MODES, "pooling")
+        _choice("layer combination", self.layer_combine, LAYER_COMBINES, "layer_combine")
         object.__setattr__(self, "layers", parse_layers(self.layers))
         if self.max_seq_length is not None and self.max_seq_length < 2:
-            raise ConfigError("max_seq_length must be at least 2 (room for [CLS] and [SEP])")
+            raise ConfigError(
+                "max_seq_length must be at least 2 (room for [CLS] and [SEP])",
+                setting="max_seq_length",
+            )
         if self.batch_size < 1:
-            raise ConfigError("batch_size must be at least 1")
+            raise ConfigError("batch_size must be at least 1", setting="batch_size")
         if self.pooling == "pooler" and self.layers != (-1,):
             raise ConfigError(
-                "pooling 'pooler' reads the pooler output of the last layer; drop --layers"
+                "pooling 'pooler' reads the pooler output of the last layer; drop the layers",
+                setting="layers",
             )
 
 
@@ -117,9 +128,11 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         if self.k < 1:
-            raise ConfigError("k must be at least 1")
+            raise ConfigError("k must be at least 1", setting="k")
         if self.threshold is not None and not -1.0 <= self.threshold <= 1.0:
-            raise ConfigError(f"threshold {self.threshold} is not a cosine in [-1, 1]")
+            raise ConfigError(
+                f"threshold {self.threshold} is not a cosine in [-1, 1]", setting="threshold"
+            )
 
 
 @dataclass(frozen=True)

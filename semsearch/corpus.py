@@ -130,7 +130,8 @@ class _Table(ABC):
             if text is None:
                 raise InputError(
                     f"{self.path}: no text column found; columns found: {', '.join(self.columns)}; "
-                    "pass --text-field with the one to embed"
+                    "name the one to embed as the text field",
+                    setting="text_field",
                 )
             taken.add(text)
         if answer is None:
@@ -283,7 +284,8 @@ class _TxtTable(_Table):
         if (text_field, answer_field, id_field) != (None, None, None):
             raise InputError(
                 f"{self.path}: a .txt corpus is one text per line and has no columns; "
-                "drop --text-field/--answer-field/--id-field or use .csv or .jsonl"
+                "give no text, answer or id field, or use .csv or .jsonl",
+                setting="text_field",
             )
         return Fields("line", None, None, detected=True)
 

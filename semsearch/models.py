@@ -15,6 +15,7 @@ import os
 import re
 from pathlib import Path
 
+from semsearch.cache import remembered_sha256
 from semsearch.errors import ModelNotFoundError
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -57,7 +58,7 @@ def _hub_folder(name: str) -> Path:
 def resolve_model(name: str) -> Path:
     """Return the folder holding `name`'s config.json and weights."""
     if not name:
-        raise ModelNotFoundError("no model given: pass --model NAME or a folder")
+        raise ModelNotFoundError("no model given: name a model or a folder", setting="model")
     folder = Path(name).expanduser()
     if folder.is_dir():
         if not (folder / "config.json").is_file():
@@ -83,17 +84,31 @@ def weights_file(folder: Path) -> Path:
     )
 
 
-@functools.lru_cache(maxsize=32)
-def _sha256(path: Path, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def weights_sha256(folder: Path) -> str:
-    """Model identity for fingerprints: the sha256 of the weights, not the name."""
-    path = weights_file(folder)
-    stat = path.stat()
-    return _sha256(path, stat.st_size, stat.st_mtime_ns)
+    """Model identity for fingerprints: the sha256 of the weights, not the name (hashed
+    once per file version and remembered in the cache, so a question does not re-hash)."""
+    return remembered_sha256(weights_file(folder))
+
+
+SKIPPED_FOLDERS = frozenset({"onnx", "openvino", ".git", ".cache"})
+LARGE_FILE = 8 << 20
+
+
+@functools.lru_cache(maxsize=32)
+def settings_sha256(folder: Path) -> str:
+    """A hash of everything in a model folder besides its main weights (configs,
+    tokenizer, pooling and dense modules): with `weights_sha256` it names what an
+    export was made from. Large files count by size and modification time."""
+    main = weights_file(folder).name
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if not path.is_file() or relative.parts[0] in SKIPPED_FOLDERS or str(relative) == main:
+            continue
+        stat = path.stat()
+        digest.update(str(relative).encode("utf-8", "surrogateescape") + b"\0")
+        if stat.st_size > LARGE_FILE:
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+        else:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()

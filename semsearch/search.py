@@ -7,69 +7,19 @@ model, pooling and layers that built the index.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from semsearch.config import EncoderConfig, SearchConfig
+from semsearch.config import SearchConfig
 from semsearch.encoders import Encoder, load_encoder
 from semsearch.errors import ConfigError, InputError
-from semsearch.index import IndexStore, check_encoder
-
-ENCODER_KEYS = (
-    "kind",
-    "model",
-    "layers",
-    "layer_combine",
-    "skip_special_tokens",
-    "max_seq_length",
-    "normalize",
-)
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One known entry that answers the question; `score` is the cosine similarity."""
-
-    id: str
-    score: float
-    text: str
-    answer: str
-    metadata: dict[str, Any]
-    rank: int
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """All hits of one question, and whether the best clears the threshold."""
-
-    question: str
-    hits: list[Hit]
-    answered: bool
-    threshold: float | None
-
-    @property
-    def confident(self) -> list[Hit]:
-        """The hits at or above the threshold (all of them when there is none)."""
-        if self.threshold is None:
-            return self.hits
-        return [hit for hit in self.hits if hit.score >= self.threshold]
-
-
-def encoder_config_for(manifest_encoder: dict[str, Any], device: str = "auto") -> EncoderConfig:
-    """The encoder settings that built an index, from its manifest's fingerprint."""
-    values = {key: manifest_encoder[key] for key in ENCODER_KEYS if key in manifest_encoder}
-    if manifest_encoder.get("precision") == "int8":
-        values["backend"] = "onnx-int8"  # int8 vectors are only comparable with int8 ones
-    if manifest_encoder.get("kind") == "bert":
-        values["pooling"] = manifest_encoder["pooling"]
-    else:
-        values.pop("layers", None)
-        values.pop("layer_combine", None)
-    return EncoderConfig(**values, device=device)
+from semsearch.fingerprint import check as check_fingerprint
+from semsearch.fingerprint import encoder_config
+from semsearch.index import IndexStore
+from semsearch.results import Hit, SearchResult  # defined there; importable from here too
 
 
 class SearchEngine:
@@ -78,7 +28,7 @@ class SearchEngine:
     def __init__(
         self, store: IndexStore, encoder: Encoder, config: SearchConfig | None = None
     ) -> None:
-        check_encoder(store.manifest.encoder, encoder.fingerprint)
+        check_fingerprint(store.manifest.encoder, encoder.fingerprint)
         prepare = getattr(encoder, "prepare", None)  # stand-in encoders may have none
         if prepare is not None:
             prepare()  # load the backend now, so that no question pays for it
@@ -91,15 +41,28 @@ class SearchEngine:
         cls,
         path: str | Path,
         *,
+        overrides: Mapping[str, Any] | None = None,
         encoder: Encoder | None = None,
         config: SearchConfig | None = None,
-        device: str = "auto",
+        device: str | None = None,
     ) -> SearchEngine:
-        """Open an index folder; the encoder comes from its manifest unless one is given."""
+        """Open an index folder with the encoder that built it.
+
+        The encoder settings come from the index's manifest; `overrides` (EncoderConfig
+        fields, e.g. {"device": "cpu", "threads": 1}) are laid over them, and an encoder
+        whose vectors would differ is refused. A ready `encoder` may be given instead."""
         store = IndexStore.open(path)
-        if encoder is None:
-            encoder = load_encoder(encoder_config_for(store.manifest.encoder, device))
-        return cls(store, encoder, config)
+        try:
+            if encoder is None:
+                settings = {
+                    **(overrides or {}),
+                    "device": device or (overrides or {}).get("device"),
+                }
+                encoder = load_encoder(encoder_config(store.manifest.encoder, **settings))
+            return cls(store, encoder, config)
+        except BaseException:
+            store.close()
+            raise
 
     @property
     def path(self) -> Path:
@@ -112,7 +75,7 @@ class SearchEngine:
         k = self.config.k if k is None else k
         threshold = self.config.threshold if threshold is None else threshold
         if k < 1:
-            raise ConfigError("k must be at least 1")
+            raise ConfigError("k must be at least 1", setting="k")
         questions = list(questions)
         if any(not isinstance(q, str) or not q.strip() for q in questions):
             raise InputError("every question must be a non-empty string")

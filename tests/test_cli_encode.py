@@ -132,7 +132,10 @@ def test_embed_tokens_npz(tiny_bert, tmp_path):
             ["similarity", "a", "b", "--encoder", "bert", "--layers", "7"],
             "layer 7 is out of range: the model has 6 layers",
         ),
-        (["similarity", "a", "b", "--encoder", "bert", "--layers", "x"], "bad --layers 'x'"),
+        (
+            ["similarity", "a", "b", "--encoder", "bert", "--layers", "x"],
+            "bad layers 'x': give integers like -1, -2 or -4,-3,-2,-1 (option --layers)",
+        ),
         (["similarity", "a", "b", "--model", "/nonexistent/model"], "does not exist"),
         (["similarity", "only-one"], "at least two texts"),
         (["similarity", "a", "b", "--metric", "manhattan"], "unknown metric 'manhattan'"),

@@ -77,8 +77,9 @@ def test_sts_errors(tmp_path, pairs_csv, tiny_sbert):
     bad.write_text("g\tf\ty\ti\t5\ts1\ts2\ng\tf\ty\n", encoding="utf-8")
     assert "bad.tsv, line 2: 3 tab-separated fields" in error_line(run("eval", "sts", bad))
     line = error_line(run("eval", "sts", pairs_csv, "--model", tiny_sbert, "--pooling", "cls"))
-    assert "add --encoder bert" in line
-    assert "--limit must be at least 1" in error_line(run("eval", "sts", pairs_csv, "--limit", "0"))
+    assert "use encoder kind bert" in line and line.endswith("(option --encoder)")
+    limit = error_line(run("eval", "sts", pairs_csv, "--limit", "0"))
+    assert "limit must be at least 1, got 0 (option --limit)" in limit
 
 
 # -- retrieval ----------------------------------------------------------------------------
@@ -169,7 +170,9 @@ def test_retrieval_errors(tmp_path, tiny_sbert):
     assert "is not a BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv missing" in line
     line = error_line(run("eval", "retrieval", tmp_path, "--index-type", "annoy"))
     assert "unknown index type 'annoy'" in line
-    assert "-k must be at least 1" in error_line(run("eval", "retrieval", tmp_path, "-k", "0"))
+    assert "k must be at least 1, got 0 (option -k)" in error_line(
+        run("eval", "retrieval", tmp_path, "-k", "0")
+    )
 
 
 # -- sweep --------------------------------------------------------------------------------

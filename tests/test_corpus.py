@@ -255,7 +255,7 @@ def test_unknown_field(tmp_path: Path) -> None:
 def test_no_text_column(tmp_path: Path) -> None:
     path = write(tmp_path, "c.jsonl", jsonl({"key": 1, "value": "v"}))
     with pytest.raises(
-        InputError, match=r"no text column found; columns found: key, value;.*--text-field"
+        InputError, match=r"no text column found; columns found: key, value;.*text field"
     ):
         open_corpus(path)
 

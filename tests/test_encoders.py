@@ -56,19 +56,20 @@ def test_non_strings_are_refused(tiny_encoder):
         tiny_encoder.encode("a bare string")
 
 
-def test_truncation_is_counted_and_reported(tiny_bert, capsys):
+def test_truncation_is_counted_and_reported(tiny_bert, caplog):
     encoder = load_encoder(kind="bert", model=str(tiny_bert), max_seq_length=8)
     long = "one two three four five six seven eight nine ten"
     huge = " ".join(["word"] * 5000)  # hundreds of windows of 8 tokens, still one text
     vectors = encoder.encode(["short", long, long + " eleven", "a b c d e f", huge])
     assert encoder.truncated == 3
-    assert "3 of 5 texts were longer than 8 tokens and were truncated" in capsys.readouterr().err
+    assert "3 of 5 texts were longer than 8 tokens and were truncated" in caplog.text
+    caplog.clear()
     # a truncated text has the vector of its first 8 tokens (6 words + [CLS] + [SEP])
     np.testing.assert_allclose(
         vectors[1], encoder.encode(["one two three four five six"])[0], atol=1e-5
     )
     encoder.encode(["short"])
-    assert encoder.truncated == 0 and capsys.readouterr().err == ""
+    assert encoder.truncated == 0 and caplog.text == ""
 
 
 def test_max_seq_length_above_the_model_limit(tiny_bert):
@@ -98,12 +99,12 @@ def test_fingerprint_names_everything_that_decides_the_vectors(tiny_bert):
 
 
 def test_sentence_transformer_refuses_raw_bert_options(tiny_sbert):
-    with pytest.raises(ConfigError, match=r"apply to raw BERT: add --encoder bert"):
+    with pytest.raises(ConfigError, match=r"apply to raw BERT: use encoder kind bert"):
         load_encoder(model=str(tiny_sbert), pooling="cls")
 
 
 def test_raw_bert_folder_is_not_a_sentence_transformer(tiny_bert):
-    with pytest.raises(ConfigError, match=r"not a sentence-transformers model.*--encoder bert"):
+    with pytest.raises(ConfigError, match=r"not a sentence-transformers model.*encoder kind bert"):
         load_encoder(model=str(tiny_bert))
 
 
@@ -179,7 +180,7 @@ def test_default_model_matches_sentence_transformers(minilm, minilm_folder):
 
 @pytest.mark.real
 def test_tokenisation_goldens(minilm):
-    tokens = minilm.tokenizer.tokenize("Here is the sentence I want embeddings for.")
+    tokens = minilm.torch_model.hf_tokenizer.tokenize("Here is the sentence I want embeddings for.")
     assert " ".join(tokens) == "here is the sentence i want em ##bed ##ding ##s for ."
     text = (
         "After stealing money from the bank vault, the bank robber was seen "

@@ -12,10 +12,9 @@ import pytest
 from conftest import shared_data
 
 from semsearch.encoders import load_encoder
-from semsearch.errors import InputError
+from semsearch.errors import InputError, MissingExtraError
 from semsearch.evaluation import (
     INSTALL,
-    MissingDependencyError,
     accuracy,
     average_precision_at_k,
     evaluate_rankings,
@@ -311,7 +310,7 @@ def test_require_names_the_extra(monkeypatch):
         return real(name, *args)
 
     monkeypatch.setattr(importlib, "import_module", fake)
-    with pytest.raises(MissingDependencyError) as caught:
+    with pytest.raises(MissingExtraError) as caught:
         require("sklearn", "eval classify")
     assert (
         str(caught.value) == f"eval classify needs scikit-learn, which is not installed: {INSTALL}"

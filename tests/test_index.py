@@ -20,17 +20,17 @@ from conftest import shared_data
 from index_writer import HashEncoder, make_records
 
 from semsearch import atomic
+from semsearch.cache import sha256_of as sha256_file
 from semsearch.corpus import Record
 from semsearch.encoders import Encoder, load_encoder
 from semsearch.errors import ConfigError, EncoderMismatchError, IndexFolderError, InputError
+from semsearch.fingerprint import check as check_encoder
 from semsearch.index import (
     AUTO_HNSW_THRESHOLD,
     FORMAT_VERSION,
     IndexStore,
     Manifest,
-    check_encoder,
 )
-from semsearch.index.store import sha256_file
 from semsearch.index.vectors import resolve_type
 
 TYPES = ["flat", "hnsw", "ivf", "sq8"]
@@ -315,7 +315,7 @@ def test_sigkill_mid_add_leaves_the_previous_index(built: IndexStore) -> None:
 
 
 def test_rename_fallback_swaps_and_recovers(
-    built: IndexStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    built: IndexStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(atomic, "exchange", lambda first, second: False)
     built.add([make_records(5, "new")], HashEncoder())
@@ -325,7 +325,7 @@ def test_rename_fallback_swaps_and_recovers(
     built.path.rename(aside)
     store = IndexStore.open(built.path)
     assert store.count == 305 and not aside.exists()
-    assert "restored the previous version from faq.old-99999999-abc" in capsys.readouterr().err
+    assert "restored the previous version from faq.old-99999999-abc" in caplog.text
 
 
 def test_build_refuses_to_replace_a_folder_that_is_not_an_index(tmp_path: Path) -> None:

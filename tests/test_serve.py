@@ -28,15 +28,16 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed")
 pytest.importorskip("uvicorn", reason="the serve extra is not installed")
 
 from semsearch.cli.main import app
-from semsearch.client import (
+from semsearch.client import Client
+from semsearch.errors import (
     AuthenticationError,
-    Client,
-    RemoteHit,
+    BatcherStoppedError,
     RequestRejectedError,
     ServiceUnavailableError,
 )
 from semsearch.index import IndexStore
-from semsearch.service.batcher import BatcherStoppedError, MicroBatcher
+from semsearch.results import Hit, SearchResult, batch_to_json
+from semsearch.service.batcher import MicroBatcher
 from semsearch.service.config import ServeConfig, load_serve_config
 from semsearch.service.server import build_service, serve_in_thread
 
@@ -150,6 +151,33 @@ def test_batch_search_equals_single_searches(url: str) -> None:
         assert [r["score"] for r in rows] == pytest.approx(
             [r["score"] for r in single["results"]], abs=1e-5
         )
+
+
+def test_response_models_document_the_one_json_form(url: str) -> None:
+    """/docs shows the pydantic models; the route returns `SearchResult.to_json()` and
+    `batch_to_json()`. Both must validate with extra fields forbidden, and the models'
+    field names must be exactly the JSON form's keys, so the docs cannot drift."""
+    from semsearch.service.schemas import BatchSearchResponse, ResultItem, SearchResponse
+
+    models = (ResultItem, SearchResponse, BatchSearchResponse)
+    assert all(model.model_config.get("extra") == "forbid" for model in models)
+    one = call(url, "POST", "/search", {"query": "I forgot my password", "k": 3})[1]
+    many = call(url, "POST", "/search", {"queries": QUESTIONS, "k": 3})[1]
+    SearchResponse.model_validate(one)
+    BatchSearchResponse.model_validate(many)
+    result = SearchResult.from_json(one)
+    assert result.to_json() == one  # what the server sent is the one JSON form
+    hit = result.hits[0].to_json()
+    assert set(SearchResponse.model_fields) == set(result.to_json()) == set(one)
+    assert set(ResultItem.model_fields) == set(hit) == set(one["results"][0])
+    assert set(BatchSearchResponse.model_fields) == set(batch_to_json([result])) == set(many)
+    # without a threshold and with no hits too (None and [] validate)
+    empty = SearchResult("q", [], False, None)
+    SearchResponse.model_validate(empty.to_json())
+    BatchSearchResponse.model_validate(batch_to_json([empty, result]))
+    BatchSearchResponse.model_validate(batch_to_json([]))
+    with pytest.raises(ValueError, match="colour"):
+        SearchResponse.model_validate({**one, "colour": "red"})
 
 
 def test_embed_matches_the_index_encoder(url: str, tiny_sbert: Path) -> None:
@@ -581,15 +609,20 @@ def test_client_against_the_server(url: str) -> None:
     client = Client(url)
     assert client.health()["count"] == 4
     hits = client.search("I forgot my password", k=2)
-    assert isinstance(hits[0], RemoteHit) and hits[0].id == "pw-2" and hits[0].rank == 1
+    assert isinstance(hits[0], Hit) and hits[0].id == "pw-2" and hits[0].rank == 1
     assert hits[0].metadata == {"category": "account"} and len(hits) == 2
     assert client.search("bananas and trains", threshold=0.9999) == []
     result = client.query("bananas and trains", threshold=0.9999)
+    assert isinstance(result, SearchResult) and result.question == "bananas and trains"
     assert result.answered is False and result.hits and result.confident == []
+    assert result.threshold == 0.9999
     batch = client.search_batch(QUESTIONS, k=2)
     assert [[h.id for h in row] for row in batch] == [
         [h.id for h in client.search(q, k=2)] for q in QUESTIONS
     ]
+    results = client.query_batch(QUESTIONS, k=2)
+    assert [r.question for r in results] == QUESTIONS
+    assert [[h.id for h in r.hits] for r in results] == [[h.id for h in row] for row in batch]
     vectors = client.embed(["hello", "world"])
     assert vectors.shape == (2, 32) and vectors.dtype == np.float32
     with pytest.raises(RequestRejectedError, match="k: ") as rejected:

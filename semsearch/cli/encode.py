@@ -42,23 +42,14 @@ def tokens(
 
     Example: semsearch tokens "Here is the sentence I want embeddings for."
     """
-    from transformers import AutoTokenizer
-
+    from semsearch.encoders.tokenizer import word_pieces
     from semsearch.models import resolve_model
 
     settings = EncoderOptions(config=config, model=model, max_seq_length=max_seq_length).settings()
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(settings.encoder.model))
-    limit = settings.encoder.max_seq_length or tokenizer.model_max_length
-    encoded = tokenizer(text, text2, truncation=True, max_length=limit)
-    pieces = tokenizer.convert_ids_to_tokens(encoded["input_ids"])
-    segments = encoded.get("token_type_ids") or [0] * len(pieces)
-    data = {
-        "tokens": pieces,
-        "input_ids": encoded["input_ids"],
-        "attention_mask": encoded["attention_mask"],
-        "token_type_ids": segments,
-        "count": len(pieces),
-    }
+    folder = resolve_model(settings.encoder.model)
+    data = word_pieces(folder, text, text2, settings.encoder.max_seq_length)
+    pieces, segments = data["tokens"], data["token_type_ids"]
+    data["count"] = len(pieces)
     if as_json:
         typer.echo(json.dumps(data, ensure_ascii=False))
         return
@@ -66,9 +57,7 @@ def tokens(
     typer.echo(f"{'#':>4}  {'token':<{width}}  {'id':>6}  mask  segment")
     for i, piece in enumerate(pieces):
         mask, segment = data["attention_mask"][i], segments[i]
-        typer.echo(
-            f"{i:>4}  {piece:<{width}}  {encoded['input_ids'][i]:>6}  {mask:>4}  {segment:>7}"
-        )
+        typer.echo(f"{i:>4}  {piece:<{width}}  {data['input_ids'][i]:>6}  {mask:>4}  {segment:>7}")
     typer.echo(f"{len(pieces)} tokens")
 
 

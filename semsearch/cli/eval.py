@@ -171,7 +171,7 @@ def retrieval(
     from semsearch.index.vectors import resolve_type
 
     if k < 1:
-        raise InputError(f"-k must be at least 1, got {k}")
+        raise InputError(f"k must be at least 1, got {k}", setting="k")
     settings = options.settings(index={"type": index_type})
     resolve_type(settings.index.type, 0)  # an unknown type fails before any reading
     beir = BeirFolder.open(folder, split)
@@ -233,7 +233,6 @@ def sweep(
     last. A folder means its dev split, so choices are not tuned on test.
     """
     from semsearch.encoders import load_encoder
-    from semsearch.encoders.bert import BertEncoder
     from semsearch.evaluation.data import read_sts
     from semsearch.evaluation.deps import require
     from semsearch.evaluation.sweep import plot_sweep, run_sweep
@@ -245,11 +244,16 @@ def sweep(
     ).settings()  # fmt: skip
     pairs = read_sts(file, split=split or "dev", limit=limit)
     raw = dataclasses.replace(
-        settings.encoder, kind="bert", pooling="mean", layers=(-1,), layer_combine="concat"
+        settings.encoder,
+        kind="bert",
+        pooling="mean",
+        layers=(-1,),
+        layer_combine="concat",
+        backend="torch",  # the sweep reads every hidden state from the torch model
     )
     encoder = load_encoder(raw)
-    assert isinstance(encoder, BertEncoder)
-    _note(f"sweeping {encoder.num_layers} layers on {len(pairs)} pairs of {pairs.path}", quiet)
+    layers = getattr(encoder.torch_model, "num_layers", "?")
+    _note(f"sweeping {layers} layers on {len(pairs)} pairs of {pairs.path}", quiet)
     result = run_sweep(encoder, pairs, show_progress=_progress(quiet))
     written = plot_sweep(result, plot)
     row, column = result.best

@@ -136,19 +136,16 @@ def add(
     """
     from semsearch.config import IndexConfig
     from semsearch.corpus import open_corpus
-    from semsearch.encoders import load_encoder
-    from semsearch.index import IndexStore
-    from semsearch.search import encoder_config_for
+    from semsearch.search import SearchEngine
 
-    store = IndexStore.open(index_path)
+    engine = SearchEngine.open(index_path, device=device)
     source = open_corpus(
         corpus, text_field=text_field, answer_field=answer_field, id_field=id_field, strict=strict
     )
     if not quiet:
         typer.echo(f"reading {corpus}: {source.fields.describe()}", err=True)
-    encoder = load_encoder(encoder_config_for(store.manifest.encoder, device or "auto"))
-    stats = store.add(
-        source.chunks(IndexConfig().chunk_size), encoder, show_progress=_progress(quiet)
+    stats = engine.store.add(
+        source.chunks(IndexConfig().chunk_size), engine.encoder, show_progress=_progress(quiet)
     )
     _print_stats(
         {

@@ -10,6 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from semsearch import __version__
+from semsearch.cli.feedback import error_line, show_library_notes
 from semsearch.errors import SemsearchError
 
 
@@ -25,7 +26,7 @@ class SemsearchGroup(TyperGroup):
             if _debug(ctx):
                 raise
             if isinstance(exc, SemsearchError):
-                message = str(exc)
+                message = error_line(exc)
             elif isinstance(exc, KeyboardInterrupt):
                 message = "interrupted"
             else:
@@ -71,6 +72,7 @@ def callback(
 ) -> None:
     """Semantic search: index known answers once, then answer new questions by cosine similarity."""
     ctx.obj = {"debug": debug}
+    show_library_notes()
 
 
 from semsearch.cli import encode, index, query, serve  # noqa: E402  (commands register on `app`)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from semsearch.cli.feedback import error_line
 from semsearch.cli.options import (
     DEFAULT_ENCODER_OPTIONS,
     EncoderOptions,
@@ -19,27 +20,14 @@ from semsearch.cli.options import (
 from semsearch.errors import ConfigError, SemsearchError
 
 if TYPE_CHECKING:
-    from semsearch.search import SearchEngine, SearchResult
+    from semsearch.results import SearchResult
+    from semsearch.search import SearchEngine
 
 HELP = """commands:
   :k N          show N answers per question
   :threshold T  answer only when the best score is at least T (:threshold off to disable)
   :help         this text
   :quit         leave (Ctrl-D works too)"""
-
-
-def result_json(result: SearchResult) -> dict[str, Any]:
-    """The JSON shape shared with the HTTP service: results, answered."""
-    return {
-        "question": result.question,
-        "answered": result.answered,
-        "threshold": result.threshold,
-        "results": [
-            {"id": h.id, "score": round(h.score, 6), "text": h.text, "answer": h.answer,
-             "metadata": h.metadata, "rank": h.rank}
-            for h in result.hits
-        ],
-    }  # fmt: skip
 
 
 def render(result: SearchResult) -> str:
@@ -59,7 +47,7 @@ def render(result: SearchResult) -> str:
 
 
 def _emit(result: SearchResult, as_json: bool) -> None:
-    typer.echo(json.dumps(result_json(result), ensure_ascii=False) if as_json else render(result))
+    typer.echo(json.dumps(result.to_json(), ensure_ascii=False) if as_json else render(result))
 
 
 @with_encoder_options
@@ -102,21 +90,15 @@ def query(
 def _open_engine(
     index_path: Path, options: EncoderOptions, search_options: dict[str, Any]
 ) -> SearchEngine:
-    """The index's own encoder, or the one the options describe (refused if it differs)."""
+    """The index's own encoder, with the options given laid over it (refused if its
+    vectors would differ); a --config file's encoder section counts as given in full."""
     import dataclasses
 
-    from semsearch.encoders import load_encoder
-    from semsearch.index import IndexStore
-    from semsearch.search import SearchEngine, encoder_config_for
+    from semsearch.search import SearchEngine
 
     settings = options.settings(search=search_options)
-    store = IndexStore.open(index_path)
-    encoder_config = encoder_config_for(store.manifest.encoder, options.device or "auto")
-    if options.config is not None:
-        encoder_config = settings.encoder
-    elif options.given():
-        encoder_config = dataclasses.replace(encoder_config, **options.given())
-    return SearchEngine(store, load_encoder(encoder_config), settings.search)
+    given = dataclasses.asdict(settings.encoder) if options.config else options.given()
+    return SearchEngine.open(index_path, overrides=given, config=settings.search)
 
 
 def _interactive(engine: SearchEngine) -> None:
@@ -141,7 +123,7 @@ def _interactive(engine: SearchEngine) -> None:
         try:
             typer.echo(render(engine.query(line)))
         except SemsearchError as exc:
-            typer.echo(f"semsearch: error: {exc}", err=True)
+            typer.echo(f"semsearch: error: {error_line(exc)}", err=True)
 
 
 def _command(engine: SearchEngine, line: str) -> str | None:

@@ -14,16 +14,17 @@ import transformers
 from transformers import AutoModel, AutoTokenizer
 
 from semsearch.config import EncoderConfig
-from semsearch.encoders.base import Encoder
+from semsearch.encoders.base import ModelSpec
 from semsearch.encoders.pooling import check_layers, combine_layers, pool
+from semsearch.encoders.torch_model import TorchModel
 from semsearch.errors import ConfigError
 
 
-class BertEncoder(Encoder):
+class RawBert(TorchModel):
     kind = "bert"
 
-    def __init__(self, config: EncoderConfig, folder: Path) -> None:
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+    def __init__(self, config: EncoderConfig, folder: Path, device: str) -> None:
+        super().__init__(config, folder, device, AutoTokenizer.from_pretrained(folder))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             verbosity = transformers.logging.get_verbosity()
@@ -32,8 +33,9 @@ class BertEncoder(Encoder):
                 model, info = AutoModel.from_pretrained(folder, output_loading_info=True)
             finally:
                 transformers.logging.set_verbosity(verbosity)
-        model_max = min(model.config.max_position_embeddings, tokenizer.model_max_length)
-        super().__init__(config, folder, tokenizer, model_max)
+        self.model_max = min(
+            int(model.config.max_position_embeddings), int(self.hf_tokenizer.model_max_length)
+        )
         self.model = model.to(self.device).eval()
         self.num_layers = int(model.config.num_hidden_layers)
         check_layers(config.layers, self.num_layers)
@@ -44,27 +46,32 @@ class BertEncoder(Encoder):
         if config.pooling == "pooler" and not self.has_pooler:
             raise ConfigError(
                 f"{folder} has no pooler weights, so pooling 'pooler' is not available: "
-                "use cls, mean, max, mean_max or last"
+                "use cls, mean, max, mean_max or last",
+                setting="pooling",
             )
         width = int(model.config.hidden_size)
         if config.layer_combine == "concat":
             width *= len(config.layers)
-        self._dim = width * (2 if config.pooling == "mean_max" else 1)
-
-    @property
-    def dim(self) -> int:
-        return self._dim
+        self.dim = width * (2 if config.pooling == "mean_max" else 1)
 
     @property
     def backbone(self) -> torch.nn.Module:
         return self.model
 
     @property
-    def pooling_name(self) -> str:
-        return self.config.pooling
+    def spec(self) -> ModelSpec:
+        return ModelSpec(
+            kind=self.kind,
+            pooling=self.config.pooling,
+            dim=self.dim,
+            model_max=self.model_max,
+            input_names=self.input_names,
+            pad_id=int(self.hf_tokenizer.pad_token_id or 0),
+            normalized_by_model=False,
+        )
 
     def sentence_module(self) -> torch.nn.Module:
-        return _PooledBert(self.model, self.config, self.has_pooler, self.input_names)
+        return _PooledBert(self.model, self.config, self.has_pooler, list(self.input_names))
 
 
 class _PooledBert(torch.nn.Module):

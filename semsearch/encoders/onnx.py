@@ -11,72 +11,46 @@ leaves nothing a later run would load.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.metadata
 import json
 import logging
 import os
 import re
-import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from semsearch import atomic
+from semsearch.cache import cache_root
+from semsearch.config import EncoderConfig
+from semsearch.encoders.base import ModelSpec
+from semsearch.encoders.runners import OnnxRunner, require_onnxruntime
 from semsearch.errors import ConfigError
+from semsearch.models import settings_sha256, weights_sha256
 
-EXPORT_FORMAT = 1  # bump when the exported graph changes for the same settings
+if TYPE_CHECKING:
+    import torch
+
+    from semsearch.encoders.torch_model import TorchModel
+
+log = logging.getLogger("semsearch")
+
+EXPORT_FORMAT = 2  # bump when the exported graph or the folder's contents change
 OPSET = 17
 MODEL_FILE = "model.onnx"
 INFO_FILE = "export.json"
+TOKENIZER_FILE = "tokenizer.json"
 EXPORT_TOLERANCE = 1e-4  # fp32 graph vs torch on the sample batch; larger means a bad export
 
 
-def cache_root() -> Path:
-    """$SEMSEARCH_CACHE, else $XDG_CACHE_HOME/semsearch, else ~/.cache/semsearch."""
-    explicit = os.environ.get("SEMSEARCH_CACHE")
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "semsearch"
-
-
-def require_onnxruntime() -> None:
-    """Refuse an ONNX backend early, with the install line, where the packages are missing."""
-    for module in ("onnxruntime", "onnx"):
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            raise ConfigError(
-                f"the onnx backends need the '{module}' package: pip install onnxruntime onnx, "
-                "or use --backend torch"
-            ) from None
-
-
-CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # a container's CPU quota (cgroup v2)
-
-
-def default_threads() -> int:
-    """The cores this process may use: its affinity mask, capped by a container's CPU
-    quota (a 2-CPU container on a 64-core host must not start 64 threads)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    try:
-        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
-        if quota != "max":
-            cores = min(cores, -(-int(quota) // int(period)))
-    except (OSError, ValueError):
-        pass  # no cgroup v2 quota: the affinity mask decides
-    return max(1, cores)
-
-
+@functools.lru_cache(maxsize=1)
 def _versions() -> dict[str, str]:
     return {name: importlib.metadata.version(name) for name in ("torch", "onnxruntime", "onnx")}
 
@@ -85,6 +59,21 @@ def cache_label(model: str) -> str:
     """A readable folder-name prefix: a short name, or a path's last two parts."""
     short = "-".join(Path(model).parts[-2:]) if os.sep in model else model
     return re.sub(r"[^A-Za-z0-9._]+", "-", short).strip("-.")[-48:] or "model"
+
+
+def source_settings(config: EncoderConfig, folder: Path) -> dict[str, Any]:
+    """What decides the exported graph, known without loading the model: the weights,
+    the rest of the model folder, and raw BERT's layer and pooling choice."""
+    raw_bert = config.kind == "bert"
+    return {
+        "kind": config.kind,
+        "weights_sha256": weights_sha256(folder),
+        "settings_sha256": settings_sha256(folder),
+        "pooling": config.pooling if raw_bert else None,
+        "layers": list(config.layers) if raw_bert else None,
+        "layer_combine": config.layer_combine if raw_bert else None,
+        "skip_special_tokens": config.skip_special_tokens if raw_bert else False,
+    }
 
 
 def export_key(settings: dict[str, Any], precision: str) -> str:
@@ -98,6 +87,40 @@ def export_key(settings: dict[str, Any], precision: str) -> str:
     }
     text = json.dumps(described, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def export_folder(config: EncoderConfig, folder: Path, precision: str) -> Path:
+    """The cache folder of `config`'s model exported at `precision` (fp32 or int8)."""
+    key = export_key(source_settings(config, folder), precision)
+    return cache_root() / "onnx" / f"{cache_label(config.model)}-{precision}-{key}"
+
+
+@dataclass(frozen=True)
+class Export:
+    """A cached export: the ONNX file, the model's spec, and its tokenizer.json (None for
+    a model with only a slow tokenizer, which then needs transformers to tokenise)."""
+
+    path: Path
+    spec: ModelSpec
+    tokenizer: Path | None
+
+    def runner(self, threads: int) -> OnnxRunner:
+        return OnnxRunner(self.path, self.spec.input_names, threads)
+
+
+def find_export(config: EncoderConfig, folder: Path, precision: str) -> Export | None:
+    """The cached export for these settings, or None; reads no model and imports no torch."""
+    target = export_folder(config, folder, precision)
+    model = target / MODEL_FILE
+    try:
+        info = json.loads((target / INFO_FILE).read_text(encoding="utf-8"))
+        spec = ModelSpec.from_json(info["spec"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not model.is_file():
+        return None
+    tokenizer = target / TOKENIZER_FILE
+    return Export(model, spec, tokenizer if tokenizer.is_file() else None)
 
 
 @contextlib.contextmanager
@@ -126,6 +149,8 @@ def _eager_attention(module: torch.nn.Module) -> Iterator[None]:
 
 def _sample_inputs(names: Sequence[str]) -> tuple[torch.Tensor, ...]:
     """Two rows of different lengths, so padding is traced as data, not as a constant."""
+    import torch
+
     ids = torch.tensor([[101, 7592, 2088, 2003, 1037, 3231, 102], [101, 7592, 102, 0, 0, 0, 0]])
     mask = (ids != 0).long()
     special = ((ids == 101) | (ids == 102) | (ids == 0)).long()
@@ -141,6 +166,7 @@ def _sample_inputs(names: Sequence[str]) -> tuple[torch.Tensor, ...]:
 def _export_fp32(
     module: torch.nn.Module, names: Sequence[str], target: Path, heads: int, hidden: int
 ) -> None:
+    import torch
     from onnxruntime.transformers import optimizer
 
     raw = target.with_name("raw.onnx")
@@ -175,7 +201,8 @@ def _export_fp32(
     if not difference <= EXPORT_TOLERANCE:
         raise ConfigError(
             f"the ONNX export of this model gives different vectors (max abs difference "
-            f"{difference:.2e}): use --backend torch"
+            f"{difference:.2e}): use backend torch",
+            setting="backend",
         )
 
 
@@ -209,77 +236,59 @@ def _quantize_int8(source: Path, target: Path) -> None:
         quiet_root.setLevel(level)
 
 
-def _cached(folder: Path, what: str, build: Callable[[Path], None], info: dict[str, Any]) -> Path:
-    """The model file in `folder`, building it first (atomically) when it is not there."""
-    model = folder / MODEL_FILE
-    if model.is_file():
-        return model
-    print(f"semsearch: {what} (once; cached in {folder})", file=sys.stderr, flush=True)
+def _cached(folder: Path, what: str, build: Callable[[Path], None], info: dict[str, Any]) -> None:
+    """Build `folder` (atomically) unless its model file is there already; `build` writes
+    the model file into the staging folder it is given."""
+    if (folder / MODEL_FILE).is_file() and (folder / INFO_FILE).is_file():
+        return
+    log.info("%s (once; cached in %s)", what, folder)
     started = time.perf_counter()
     try:
         with atomic.replacing(folder) as staging:
-            build(staging / MODEL_FILE)
+            build(staging)
             seconds = time.perf_counter() - started
             info = {**info, "seconds": round(seconds, 2), "created": time.time()}
             (staging / INFO_FILE).write_text(json.dumps(info, indent=2, default=str) + "\n")
     except OSError as exc:
         raise ConfigError(f"cannot write the ONNX cache in {folder}: {exc}") from None
-    print(f"semsearch: done in {seconds:.1f} s", file=sys.stderr, flush=True)
-    return model
+    log.info("done in %.1f s", seconds)
 
 
-def exported_model(
-    module: torch.nn.Module,
-    names: Sequence[str],
-    settings: dict[str, Any],
-    *,
-    precision: str,
-    heads: int,
-    hidden: int,
-    label: str,
-) -> Path:
-    """The cached ONNX file for `module` at `precision` (fp32 or int8), exporting if needed."""
+def export(model: TorchModel, precision: str) -> Export:
+    """`model`'s sentence module as a cached ONNX file at `precision` (fp32 or int8),
+    exporting (and quantizing) first where the cache does not hold it yet."""
     require_onnxruntime()
-    root = cache_root() / "onnx"
-    info = {"settings": settings, "inputs": list(names), "versions": _versions()}
-    fp32_folder = root / f"{label}-fp32-{export_key(settings, 'fp32')}"
-    fp32 = _cached(
-        fp32_folder,
-        f"exporting {label} to ONNX",
-        lambda target: _export_fp32(module, names, target, heads, hidden),
-        {**info, "precision": "fp32"},
-    )
-    if precision == "fp32":
-        return fp32
-    return _cached(
-        root / f"{label}-int8-{export_key(settings, 'int8')}",
-        f"quantizing {label} to int8",
-        lambda target: _quantize_int8(fp32, target),
-        {**info, "precision": "int8"},
-    )
+    config, folder = model.config, model.folder
+    names = list(model.input_names)
+    spec = model.spec
+    tokenizer = model.tokenizer
+    label = cache_label(config.model)
+    info = {
+        "settings": source_settings(config, folder),
+        "spec": spec.to_json(),
+        "versions": _versions(),
+    }
 
+    def save_tokenizer(staging: Path) -> None:
+        if hasattr(tokenizer, "save"):  # a fast tokenizer: the question path needs no transformers
+            tokenizer.save(staging / TOKENIZER_FILE)
 
-class OnnxRunner:
-    """One ONNX Runtime session: padded int64 batches in, float32 vectors out."""
+    def fp32(staging: Path) -> None:
+        heads, hidden = model.shape
+        _export_fp32(model.sentence_module(), names, staging / MODEL_FILE, heads, hidden)
+        save_tokenizer(staging)
 
-    def __init__(self, path: Path, names: Sequence[str], threads: int) -> None:
-        import onnxruntime as ort
+    fp32_folder = export_folder(config, folder, "fp32")
+    _cached(fp32_folder, f"exporting {label} to ONNX", fp32, {**info, "precision": "fp32"})
+    if precision != "fp32":
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ConfigError(
-                f"ONNX Runtime cannot load {path}: {exc}. Delete that folder to export again"
-            ) from None
-        self.names = list(names)
+        def int8(staging: Path) -> None:
+            _quantize_int8(fp32_folder / MODEL_FILE, staging / MODEL_FILE)
+            save_tokenizer(staging)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
-        feeds = {name: batch[name] for name in self.names}
-        return np.asarray(self.session.run(None, feeds)[0], dtype=np.float32)
+        target = export_folder(config, folder, "int8")
+        _cached(target, f"quantizing {label} to int8", int8, {**info, "precision": "int8"})
+    found = find_export(config, folder, precision)
+    if found is None:
+        raise ConfigError(f"the ONNX export of {label} was written but cannot be read back")
+    return found

@@ -40,7 +40,8 @@ def combine_layers(
     if combine == "mean":
         return torch.stack(chosen).mean(dim=0)
     raise ConfigError(
-        f"unknown layer combination {combine!r}: choose one of {', '.join(LAYER_COMBINES)}"
+        f"unknown layer combination {combine!r}: choose one of {', '.join(LAYER_COMBINES)}",
+        setting="layer_combine",
     )
 
 
@@ -82,7 +83,9 @@ def pool(
         last = attention_mask.long().sum(dim=1) - 1
         return token_vectors[torch.arange(token_vectors.shape[0]), last]
     if mode not in ("mean", "max", "mean_max"):
-        raise ConfigError(f"unknown pooling {mode!r}: choose one of {', '.join(POOLING_MODES)}")
+        raise ConfigError(
+            f"unknown pooling {mode!r}: choose one of {', '.join(POOLING_MODES)}", setting="pooling"
+        )
     mask = pooling_mask(attention_mask, special_tokens_mask).unsqueeze(-1)
     pooled = []
     if mode in ("mean", "mean_max"):

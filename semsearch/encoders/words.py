@@ -49,7 +49,10 @@ def word_vectors(
 ) -> list[Pieces]:
     """Per word vectors: the word-pieces of each word merged by first, last, mean or sum."""
     if merge not in WORD_MERGES:
-        raise ConfigError(f"unknown word merge {merge!r}: choose one of {', '.join(WORD_MERGES)}")
+        raise ConfigError(
+            f"unknown word merge {merge!r}: choose one of {', '.join(WORD_MERGES)}",
+            setting="merge",
+        )
     result = []
     for text in check_texts(texts):
         pieces, word_ids = _encode_pieces(encoder, text, layers, combine)
@@ -64,14 +67,16 @@ def _encode_pieces(
     combine = combine or encoder.config.layer_combine
     if combine not in LAYER_COMBINES:
         raise ConfigError(
-            f"unknown layer combination {combine!r}: choose one of {', '.join(LAYER_COMBINES)}"
+            f"unknown layer combination {combine!r}: choose one of {', '.join(LAYER_COMBINES)}",
+            setting="layer_combine",
         )
-    encoded = encoder.tokenizer(
+    model = encoder.torch_model  # token vectors come from the torch model, whatever the backend
+    encoded = model.hf_tokenizer(
         text, truncation=True, max_length=encoder.max_seq_length, return_offsets_mapping=True
     )
-    ids = torch.tensor([encoded["input_ids"]], device=encoder.device)
+    ids = torch.tensor([encoded["input_ids"]], device=model.device)
     with torch.inference_mode():
-        output = encoder.backbone(
+        output = model.backbone(
             input_ids=ids,
             attention_mask=torch.ones_like(ids),
             token_type_ids=torch.zeros_like(ids),
@@ -79,7 +84,7 @@ def _encode_pieces(
         )
     vectors = combine_layers(output.hidden_states, layers, combine)[0].float().cpu().numpy()
     pieces = Pieces(
-        units=encoder.tokenizer.convert_ids_to_tokens(encoded["input_ids"]),
+        units=model.hf_tokenizer.convert_ids_to_tokens(encoded["input_ids"]),
         vectors=vectors,
         spans=[(int(a), int(b)) for a, b in encoded["offset_mapping"]],
     )

@@ -15,7 +15,7 @@ from semsearch.evaluation.data import (
     read_queries,
     read_sts,
 )
-from semsearch.evaluation.deps import INSTALL, MissingDependencyError
+from semsearch.evaluation.deps import INSTALL
 from semsearch.evaluation.metrics import (
     RETRIEVAL_METRICS,
     accuracy,
@@ -35,7 +35,6 @@ __all__ = [
     "INSTALL",
     "RETRIEVAL_METRICS",
     "Labelled",
-    "MissingDependencyError",
     "StsPairs",
     "accuracy",
     "average_precision_at_k",

@@ -59,7 +59,7 @@ def sample_rows(total: int, limit: int | None, seed: int) -> np.ndarray:
     if limit is None or limit >= total:
         return np.arange(total)
     if limit < 1:
-        raise InputError(f"--limit-train must be at least 1, got {limit}")
+        raise InputError(f"limit_train must be at least 1, got {limit}", setting="limit_train")
     return np.sort(np.random.default_rng(seed).choice(total, size=limit, replace=False))
 
 

@@ -96,7 +96,7 @@ def read_sts(path: str | Path, *, split: str = "test", limit: int | None = None)
     sentence1, sentence2, score header. A folder means its `split` file."""
     path = sts_file(path, split)
     if limit is not None and limit < 1:
-        raise InputError(f"--limit must be at least 1, got {limit}")
+        raise InputError(f"limit must be at least 1, got {limit}", setting="limit")
     first: list[str] = []
     second: list[str] = []
     scores: list[float] = []

@@ -5,14 +5,10 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from semsearch.errors import SemsearchError
+from semsearch.errors import MissingExtraError, install_line
 
-INSTALL = "pip install 'semsearch[eval]'"
+INSTALL = install_line("eval")
 _PACKAGES = {"sklearn": "scikit-learn", "matplotlib": "matplotlib", "scipy": "scipy"}
-
-
-class MissingDependencyError(SemsearchError):
-    """An optional package that one evaluation needs is not installed."""
 
 
 def require(module: str, purpose: str) -> ModuleType:
@@ -21,6 +17,6 @@ def require(module: str, purpose: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError:
         package = _PACKAGES.get(module.split(".")[0], module)
-        raise MissingDependencyError(
+        raise MissingExtraError(
             f"{purpose} needs {package}, which is not installed: {INSTALL}"
         ) from None

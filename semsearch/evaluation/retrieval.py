@@ -134,7 +134,7 @@ def evaluate_retrieval(
     """Index `beir`'s corpus in a temporary folder, search every judged query and score it."""
     index = index or IndexConfig()
     if k < 1:
-        raise InputError(f"-k must be at least 1, got {k}")
+        raise InputError(f"k must be at least 1, got {k}", setting="k")
     started = time.perf_counter()
     corpus = open_corpus(beir.path, text_field=text_field)
     if log:

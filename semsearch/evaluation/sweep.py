@@ -13,6 +13,7 @@ concatenated BERT-base layers.
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import time
@@ -25,13 +26,16 @@ import torch
 from tqdm.auto import tqdm
 
 from semsearch.config import POOLING_MODES
-from semsearch.encoders.base import pad_batch
-from semsearch.encoders.bert import BertEncoder
+from semsearch.encoders.base import Encoder, pad_arrays
+from semsearch.encoders.bert import RawBert
 from semsearch.encoders.pooling import combine_layers, pool
 from semsearch.evaluation.common import finite
 from semsearch.evaluation.data import StsPairs
 from semsearch.evaluation.deps import require
 from semsearch.evaluation.metrics import spearman
+from semsearch.fingerprint import summary
+
+log = logging.getLogger("semsearch")
 
 
 @dataclass(frozen=True)
@@ -140,21 +144,26 @@ class SweepResult:
 
 
 def run_sweep(
-    encoder: BertEncoder, pairs: StsPairs, *, show_progress: bool | None = None
+    encoder: Encoder, pairs: StsPairs, *, show_progress: bool | None = None
 ) -> SweepResult:
-    """Score every (layers, pooling) cell on `pairs` with one forward pass per batch."""
+    """Score every (layers, pooling) cell on `pairs` with one forward pass per batch of
+    pairs (both sentences of a pair in the same batch), on the encoder's torch model."""
     started = time.perf_counter()
-    num_layers = encoder.num_layers
+    model = encoder.torch_model
+    if not isinstance(model, RawBert):
+        raise TypeError("a layer sweep needs a raw BERT encoder (kind 'bert')")
+    num_layers = model.num_layers
     rows = layer_choices(num_layers)
-    poolings = [mode for mode in POOLING_MODES if mode != "pooler" or encoder.has_pooler]
+    poolings = [mode for mode in POOLING_MODES if mode != "pooler" or model.has_pooler]
     count = len(pairs)
     tokens = encoder.tokenize([*pairs.sentence1, *pairs.sentence2])
     truncated = encoder.truncated
     if truncated:
-        print(
-            f"semsearch: {truncated} of {2 * count} sentences were longer than "
-            f"{encoder.max_seq_length} tokens and were truncated",
-            file=sys.stderr,
+        log.warning(
+            "%d of %d sentences were longer than %d tokens and were truncated",
+            truncated,
+            2 * count,
+            encoder.max_seq_length,
         )
     longest = [
         max(len(tokens[i]["input_ids"]), len(tokens[count + i]["input_ids"])) for i in range(count)
@@ -162,7 +171,7 @@ def run_sweep(
     order = np.argsort(-np.asarray(longest), kind="stable")
     step = max(1, encoder.config.batch_size // 2)  # two sentences per pair
     similarities = np.full((len(rows), len(poolings), count), np.nan)
-    pad_id = encoder.tokenizer.pad_token_id or 0
+    pad_id = encoder.tokenizer.pad_id
     skip_special = encoder.config.skip_special_tokens
     if show_progress is None:
         show_progress = sys.stderr.isatty() and count > step
@@ -175,12 +184,11 @@ def run_sweep(
         for start in range(0, count, step):
             chosen = order[start : start + step]
             size = len(chosen)
-            batch = pad_batch(
-                [tokens[i] for i in chosen] + [tokens[count + i] for i in chosen],
-                pad_id,
-                encoder.device,
+            arrays = pad_arrays(
+                [tokens[i] for i in chosen] + [tokens[count + i] for i in chosen], pad_id
             )
-            output = encoder.model(
+            batch = {key: torch.from_numpy(value).to(model.device) for key, value in arrays.items()}
+            output = model.backbone(
                 input_ids=batch["input_ids"],
                 attention_mask=batch["attention_mask"],
                 token_type_ids=batch.get("token_type_ids"),
@@ -208,7 +216,6 @@ def run_sweep(
         for c in range(len(poolings)):
             if not np.isnan(similarities[r, c]).any():
                 table[r, c] = spearman(pairs.scores, similarities[r, c])
-    fingerprint = encoder.fingerprint
     return SweepResult(
         file=str(pairs.path),
         pairs=count,
@@ -218,10 +225,10 @@ def run_sweep(
         table=table,
         truncated=truncated,
         seconds=time.perf_counter() - started,
-        encoder={
-            key: fingerprint[key]
-            for key in ("kind", "model", "weights_sha256", "skip_special_tokens", "max_seq_length")
-        },
+        encoder=summary(
+            encoder.fingerprint,
+            ("kind", "model", "weights_sha256", "skip_special_tokens", "max_seq_length"),
+        ),
     )
 
 

@@ -6,9 +6,10 @@
 
 from __future__ import annotations
 
-from semsearch.index.manifest import FORMAT_VERSION, IndexSection, Manifest, check_encoder
-from semsearch.index.store import TOMBSTONE_LIMIT, IndexStore, VectorEncoder, WriteStats
+from semsearch.index.manifest import FORMAT_VERSION, IndexSection, Manifest
+from semsearch.index.store import IndexStore
 from semsearch.index.vectors import AUTO_HNSW_THRESHOLD, DEFAULT_PARAMS, INDEX_TYPES
+from semsearch.index.writes import TOMBSTONE_LIMIT, VectorEncoder, WriteStats
 
 __all__ = [
     "AUTO_HNSW_THRESHOLD",
@@ -21,5 +22,4 @@ __all__ = [
     "Manifest",
     "VectorEncoder",
     "WriteStats",
-    "check_encoder",
 ]

@@ -1,5 +1,6 @@
 """manifest.json: what built an index folder, so that opening it can refuse what would
-silently give wrong answers (a newer format, a corrupt file, a different encoder)."""
+silently give wrong answers (a newer format, a corrupt file; a different encoder is
+judged by `semsearch.fingerprint`)."""
 
 from __future__ import annotations
 
@@ -11,30 +12,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from semsearch.errors import EncoderMismatchError, IndexFolderError
+from semsearch.errors import IndexFolderError
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 VECTORS_FILE = "vectors.faiss"
 RECORDS_FILE = "records.sqlite"
 DATA_FILES = (VECTORS_FILE, RECORDS_FILE)
-
-# "model" is a display name: two names for the same weights (a folder and its hub name)
-# give the same vectors, and weights_sha256 is what identifies the model. "backend" is
-# what ran it: torch and onnx fp32 give the same vectors (max abs difference < 1e-6,
-# tests/test_backends.py), so "precision" decides, and int8 vectors match only int8 ones.
-_IGNORED_FINGERPRINT_KEYS = frozenset({"model", "backend", "precision"})
-
-
-def _vector_family(fingerprint: dict[str, Any]) -> str:
-    """int8 or float; fp16/bf16 autocast on a GPU gives float vectors (indexes built
-    before backends existed have no precision: fp32)."""
-    return "int8" if fingerprint.get("precision") == "int8" else "float"
-
-
-def _backend_named(fingerprint: dict[str, Any]) -> str:
-    backend = fingerprint.get("backend", "torch")
-    return f"backend {backend!r} ({fingerprint.get('precision', 'fp32')} vectors)"
 
 
 def utc_now() -> str:
@@ -135,35 +119,3 @@ class Manifest:
         except (OSError, UnicodeDecodeError) as exc:
             raise IndexFolderError(f"cannot read {path}: {exc}") from None
         return cls.from_json(text, source=str(path))
-
-
-def check_encoder(manifest_fingerprint: dict[str, Any], query_fingerprint: dict[str, Any]) -> None:
-    """Refuse a query encoder whose vectors would not be comparable with the index's."""
-    differences = []
-    if _vector_family(manifest_fingerprint) != _vector_family(query_fingerprint):
-        differences.append(
-            f"the index was built with {_backend_named(manifest_fingerprint)}, this encoder "
-            f"uses {_backend_named(query_fingerprint)}"
-        )
-    for key in sorted(set(manifest_fingerprint) | set(query_fingerprint)):
-        if key in _IGNORED_FINGERPRINT_KEYS:
-            continue
-        built, used = manifest_fingerprint.get(key), query_fingerprint.get(key)
-        if built == used:
-            continue
-        if key == "weights_sha256":
-            differences.append(
-                f"the index was built with weights_sha256={built!r} "
-                f"(model {manifest_fingerprint.get('model')!r}), this encoder uses "
-                f"weights_sha256={used!r} (model {query_fingerprint.get('model')!r})"
-            )
-        else:
-            differences.append(
-                f"the index was built with {key}={built!r}, this encoder uses {key}={used!r}"
-            )
-    if differences:
-        raise EncoderMismatchError(
-            "the query encoder differs from the one that built the index: "
-            + "; ".join(differences)
-            + ". Query with the encoder settings in the index's manifest.json, or rebuild the index"
-        )

@@ -9,130 +9,55 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
+import logging
 import shutil
-import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from semsearch import atomic
+from semsearch.cache import sha256_of
 from semsearch.corpus import Record
 from semsearch.errors import IndexFolderError, InputError
+from semsearch.fingerprint import check as check_fingerprint
 from semsearch.index.manifest import (
     DATA_FILES,
     MANIFEST_FILE,
     RECORDS_FILE,
     VECTORS_FILE,
-    IndexSection,
     Manifest,
-    check_encoder,
     utc_now,
 )
-from semsearch.index.records import TOMBSTONE_PREFIX, RecordStore
+from semsearch.index.records import RecordStore
 from semsearch.index.vectors import (
     DEFAULT_PARAMS,
     VectorIndex,
     check_params,
-    resolve_params,
     resolve_type,
 )
+from semsearch.index.writes import (
+    VectorEncoder,
+    WriteStats,
+    check_ids,
+    compacted,
+    drop,
+    encode_chunk,
+    refuse_foreign,
+    save_folder,
+    semsearch_version,
+    write_new,
+)
+
+log = logging.getLogger("semsearch")
 
 FILES = (MANIFEST_FILE, *DATA_FILES)
 
 _OPEN_ATTEMPTS = 3
-TOMBSTONE_LIMIT = 0.2
-"""An hnsw index is rebuilt from its live vectors once tombstones exceed this fraction."""
 
 Hit = tuple[Record, float]
-
-
-class VectorEncoder(Protocol):
-    """What the store needs from an encoder (semsearch.encoders.Encoder provides it)."""
-
-    truncated: int
-
-    @property
-    def dim(self) -> int: ...
-
-    @property
-    def fingerprint(self) -> dict[str, Any]: ...
-
-    def encode(
-        self, texts: Sequence[str], batch_size: int | None = ..., show_progress: bool | None = ...
-    ) -> np.ndarray: ...
-
-
-@dataclass(frozen=True)
-class WriteStats:
-    """What one build or add did: `count` is the live records afterwards."""
-
-    count: int
-    added: int
-    updated: int
-    truncated: int
-    seconds: float
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _check_ids(chunk: Sequence[Record], seen: set[str]) -> None:
-    """Ids must be unique within one build or add (the corpus reader checks files too)."""
-    for record in chunk:
-        if record.id in seen:
-            raise InputError(
-                f"id {record.id!r} appears more than once in the input: ids must be unique"
-            )
-        if record.id.startswith(TOMBSTONE_PREFIX):
-            raise InputError(f"id {record.id!r} starts with a reserved NUL character")
-        seen.add(record.id)
-
-
-def _encode(
-    encoder: VectorEncoder,
-    chunk: Sequence[Record],
-    batch_size: int | None,
-    show_progress: bool | None,
-) -> np.ndarray:
-    return encoder.encode(
-        [record.text for record in chunk], batch_size=batch_size, show_progress=show_progress
-    )
-
-
-def _save(folder: Path, manifest: Manifest, vectors: VectorIndex) -> None:
-    """Write vectors.faiss, then manifest.json with the checksums of both data files."""
-    vectors.save(folder / VECTORS_FILE)
-    checksums = {name: sha256_file(folder / name) for name in DATA_FILES}
-    manifest = dataclasses.replace(manifest, checksums=checksums)
-    (folder / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
-
-
-def _semsearch_version() -> str:
-    from semsearch import __version__  # here: semsearch/__init__ may import this module
-
-    return __version__
-
-
-def _refuse_foreign(path: Path) -> None:
-    """A build replaces `path` wholesale, so it must be new, empty, or an index already."""
-    if not path.exists():
-        return
-    if path.is_dir() and ((path / MANIFEST_FILE).is_file() or not any(path.iterdir())):
-        return
-    raise IndexFolderError(
-        f"{path} exists and is not a semsearch index folder: give a new or empty folder "
-        "(building replaces the folder)"
-    )
 
 
 class IndexStore:
@@ -159,17 +84,17 @@ class IndexStore:
     @classmethod
     def open(cls, path: str | Path) -> IndexStore:
         """Open and check an index folder; the caller builds the encoder from
-        `store.manifest.encoder` and checks it with `check_encoder`.
+        `store.manifest.encoder` (`semsearch.fingerprint`).
 
         A write that swaps in a new version while this reads is noticed (the manifest
         changed meanwhile) and the open starts again, so the files always match."""
         path = Path(path)
         recovered = atomic.recover(path)
         if recovered is not None:
-            print(
-                f"semsearch: {path} was missing after an interrupted write; restored the "
-                f"previous version from {recovered.name}",
-                file=sys.stderr,
+            log.warning(
+                "%s was missing after an interrupted write; restored the previous version from %s",
+                path,
+                recovered.name,
             )
         for _ in range(_OPEN_ATTEMPTS):
             before = _peek_version(path)
@@ -196,7 +121,7 @@ class IndexStore:
                 )
         manifest = Manifest.read(path)
         for name in DATA_FILES:
-            if sha256_file(path / name) != manifest.checksums.get(name):
+            if sha256_of(path / name) != manifest.checksums.get(name):
                 raise IndexFolderError(
                     f"{name} in {path} is corrupt: its checksum does not match manifest.json; "
                     "rebuild the index with `semsearch index`"
@@ -246,46 +171,21 @@ class IndexStore:
         index there only once the new one is complete."""
         started = time.perf_counter()
         path = Path(path)
-        _refuse_foreign(path)
+        refuse_foreign(path)
         resolve_type(index_type, 0)  # bad settings fail before any encoding
         if index_type != "auto":  # auto's type, and so its valid params, depend on the count
             check_params(index_type, params)
-        truncated = 0
         with atomic.locked(path), atomic.replacing(path) as staging:
-            records = RecordStore.create(staging / RECORDS_FILE)
-            try:
-                seen: set[str] = set()
-                parts: list[np.ndarray] = []
-                rowids: list[np.ndarray] = []
-                for chunk in chunks:
-                    _check_ids(chunk, seen)
-                    if not chunk:
-                        continue
-                    parts.append(_encode(encoder, chunk, batch_size, show_progress))
-                    truncated += encoder.truncated
-                    rowids.append(records.insert(chunk))
-                if not parts:
-                    raise InputError("no texts to index: the corpus holds no records")
-                matrix = np.concatenate(parts)
-                concrete = resolve_type(index_type, len(matrix))
-                resolved = resolve_params(concrete, params, len(matrix))
-                vectors = VectorIndex.create(concrete, encoder.dim, resolved, training=matrix)
-                vectors.add(matrix, np.concatenate(rowids))
-                records.commit()
-            finally:
-                records.close()
-            now = utc_now()
-            manifest = Manifest(
-                semsearch_version=_semsearch_version(),
-                created=now,
-                updated=now,
-                encoder=dict(encoder.fingerprint),
-                index=IndexSection(
-                    type=concrete, faiss_factory=vectors.factory, count=len(matrix), params=resolved
-                ),
-                fields=dict(fields or {}),
+            truncated = write_new(
+                staging,
+                chunks,
+                encoder,
+                index_type=index_type,
+                params=params,
+                fields=fields,
+                show_progress=show_progress,
+                batch_size=batch_size,
             )
-            _save(staging, manifest, vectors)
             cls.open(staging).close()
         store = cls.open(path)
         store.stats = WriteStats(
@@ -323,7 +223,7 @@ class IndexStore:
         """Top-k live (rowid, score) per query vector, best first; `records_for` reads the
         records, so a caller that needs only some of them reads only those."""
         if k < 1:
-            raise InputError(f"k must be at least 1, got {k}")
+            raise InputError(f"k must be at least 1, got {k}", setting="k")
         total = self.vectors.ntotal
         fetch = min(2 * k, total) if self._tombstones else k
         while True:
@@ -383,18 +283,18 @@ class IndexStore:
     ) -> WriteStats:
         """Add records; a record whose id is already indexed replaces the old one."""
         started = time.perf_counter()
-        check_encoder(self.manifest.encoder, encoder.fingerprint)
+        check_fingerprint(self.manifest.encoder, encoder.fingerprint)
         added = updated = truncated = 0
         with self._editing() as (records, vectors):
             seen: set[str] = set()
             for chunk in chunks:
-                _check_ids(chunk, seen)
+                check_ids(chunk, seen)
                 if not chunk:
                     continue
-                matrix = _encode(encoder, chunk, batch_size, show_progress)
+                matrix = encode_chunk(encoder, chunk, batch_size, show_progress)
                 truncated += encoder.truncated
                 old = records.rowids_of(record.id for record in chunk)
-                _drop(records, vectors, list(old.values()))
+                drop(records, vectors, list(old.values()))
                 vectors.add(matrix, records.insert(chunk))
                 updated += len(old)
                 added += len(chunk) - len(old)
@@ -417,7 +317,7 @@ class IndexStore:
             raise InputError(f"unknown id(s) {', '.join(unknown[:20])}{more}: nothing was deleted")
         if wanted:
             with self._editing() as (records, vectors):
-                _drop(records, vectors, list(records.rowids_of(wanted).values()))
+                drop(records, vectors, list(records.rowids_of(wanted).values()))
         return len(wanted)
 
     @contextlib.contextmanager
@@ -442,18 +342,18 @@ class IndexStore:
                         self.path / VECTORS_FILE, section.type, section.params
                     )
                     yield records, vectors
-                    vectors = _compacted(records, vectors)
+                    vectors = compacted(records, vectors)
                     records.commit()
                     live, deleted = records.counts()
                 finally:
                     records.close()
                 manifest = dataclasses.replace(
                     self.manifest,
-                    semsearch_version=_semsearch_version(),
+                    semsearch_version=semsearch_version(),
                     updated=utc_now(),
                     index=dataclasses.replace(section, count=live, deleted=deleted),
                 )
-                _save(staging, manifest, vectors)
+                save_folder(staging, manifest, vectors)
                 IndexStore.open(staging).close()
         self._reload()
 
@@ -478,24 +378,3 @@ def _peek_version(path: Path) -> str | None:
         return Manifest.read(path).version
     except IndexFolderError:
         return None
-
-
-def _drop(records: RecordStore, vectors: VectorIndex, rowids: list[int]) -> None:
-    """Remove records with their vectors, or tombstone them where FAISS cannot remove."""
-    if not rowids:
-        return
-    if vectors.can_remove:
-        vectors.remove(np.array(rowids, dtype=np.int64))
-        records.remove(rowids)
-    else:
-        records.tombstone(rowids)
-
-
-def _compacted(records: RecordStore, vectors: VectorIndex) -> VectorIndex:
-    """Rebuild an hnsw index without its tombstoned vectors once they pass TOMBSTONE_LIMIT."""
-    dead = records.tombstones()
-    if not dead or len(dead) <= TOMBSTONE_LIMIT * vectors.ntotal:
-        return vectors
-    rebuilt = vectors.without(dead)
-    records.remove(dead)
-    return rebuilt

@@ -45,7 +45,8 @@ def resolve_type(index_type: str, count: int) -> str:
     """The concrete type for `index_type`; `auto` depends on the number of vectors."""
     if index_type not in INDEX_TYPES:
         raise ConfigError(
-            f"unknown index type {index_type!r}: choose one of {', '.join(INDEX_TYPES)}"
+            f"unknown index type {index_type!r}: choose one of {', '.join(INDEX_TYPES)}",
+            setting="index_type",
         )
     if index_type == "auto":
         return "hnsw" if count >= AUTO_HNSW_THRESHOLD else "flat"
@@ -92,7 +93,8 @@ def resolve_params(index_type: str, params: dict[str, Any] | None, count: int) -
         if resolved["nlist"] > count:
             raise ConfigError(
                 f"ivf nlist={resolved['nlist']} needs at least that many vectors to train; "
-                f"the corpus has {count}: lower nlist or use --index-type flat"
+                f"the corpus has {count}: lower nlist or use index type flat",
+                setting="index_type",
             )
     return {key: int(value) for key, value in resolved.items()}
 

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import importlib
 
-from semsearch.errors import SemsearchError
+from semsearch.errors import MissingExtraError, install_line
 
-INSTALL_HINT = "pip install 'semsearch[serve]'"
+__all__ = ["INSTALL_HINT", "MissingExtraError", "require_serve_extra"]
 
-
-class MissingExtraError(SemsearchError):
-    """An optional dependency group is not installed."""
+INSTALL_HINT = install_line("serve")
 
 
 def require_serve_extra() -> None:

@@ -23,9 +23,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from semsearch import __version__
-from semsearch.cli.query import result_json
-from semsearch.errors import InputError, SemsearchError
-from semsearch.service.batcher import BatcherStoppedError, MicroBatcher
+from semsearch.errors import BatcherStoppedError, InputError, SemsearchError
+from semsearch.results import batch_to_json
+from semsearch.service.batcher import MicroBatcher
 from semsearch.service.config import ServeConfig
 from semsearch.service.jobs import EmbedJob, SearchJob
 from semsearch.service.live import LiveIndex
@@ -217,17 +217,10 @@ def create_app(
         job = SearchJob(questions, body.k, body.threshold)  # type: ignore[attr-defined]
         found = await batcher.run(job, len(questions))
         if one:
-            return JSONResponse(result_json(found[0]))
-
-        def build() -> dict[str, Any]:
-            shaped = [result_json(result) for result in found]
-            return {
-                "results": [item["results"] for item in shaped],
-                "answered": [item["answered"] for item in shaped],
-                "threshold": shaped[0]["threshold"] if shaped else None,
-            }
-
-        return await _json(build, 100 * sum(len(result.hits) for result in found))
+            return JSONResponse(found[0].to_json())
+        return await _json(
+            lambda: batch_to_json(found), 100 * sum(len(result.hits) for result in found)
+        )
 
     @app.post(
         "/embed",

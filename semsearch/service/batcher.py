@@ -24,16 +24,12 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from semsearch.errors import SemsearchError
+from semsearch.errors import BatcherStoppedError  # defined there; importable from here too
 
 log = logging.getLogger("semsearch.service")
 
 P = TypeVar("P")
 R = TypeVar("R")
-
-
-class BatcherStoppedError(SemsearchError):
-    """The server is shutting down; the job was not run."""
 
 
 @dataclass

@@ -49,7 +49,9 @@ class ServeConfig:
         if self.graceful_timeout <= 0:
             raise ConfigError("[serve] graceful_timeout must be a positive number of seconds")
         if self.api_key is not None and not self.api_key.strip():
-            raise ConfigError("the API key is empty: give a non-empty --api-key or unset it")
+            raise ConfigError(
+                "the API key is empty: give a non-empty api_key or unset it", setting="api_key"
+            )
 
 
 def _serve_table(path: Path) -> dict[str, Any]:

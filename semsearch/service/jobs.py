@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from semsearch.search import SearchResult
+from semsearch.results import SearchResult
 from semsearch.service.live import LiveIndex
 
 

@@ -25,9 +25,16 @@ def _not_blank(value: str) -> str:
     return value
 
 
+# The response models document `SearchResult.to_json()` and `batch_to_json()`
+# (semsearch.results) in /docs; the route returns those dicts itself. Extra fields are
+# forbidden so that a test (tests/test_serve.py) catches any drift between the two.
+_EXACT = ConfigDict(extra="forbid")
+
+
 class ResultItem(BaseModel):
     """One known entry that answers the question; `score` is the cosine similarity."""
 
+    model_config = _EXACT
     id: str
     score: float
     text: str = Field(description="the known question (or text) that matched")
@@ -39,6 +46,7 @@ class ResultItem(BaseModel):
 class SearchResponse(BaseModel):
     """One question: every hit, best first; `answered` is false below the threshold."""
 
+    model_config = _EXACT
     question: str
     answered: bool
     threshold: float | None
@@ -48,6 +56,7 @@ class SearchResponse(BaseModel):
 class BatchSearchResponse(BaseModel):
     """Several questions, in request order."""
 
+    model_config = _EXACT
     results: list[list[ResultItem]]
     answered: list[bool]
     threshold: float | None

@@ -24,6 +24,8 @@ from semsearch.config import SearchConfig
 from semsearch.errors import ConfigError
 from semsearch.service.config import ServeConfig
 
+log = logging.getLogger("semsearch.service")
+
 if TYPE_CHECKING:
     import uvicorn
     from fastapi import FastAPI
@@ -50,24 +52,24 @@ def build_service(
     encoder: Any = None,
 ) -> Service:
     """Open the index and its encoder (from the manifest unless one is given)."""
-    from semsearch.encoders import load_encoder
-    from semsearch.index import IndexStore
-    from semsearch.search import encoder_config_for
+    from semsearch.search import SearchEngine
     from semsearch.service.app import create_app
     from semsearch.service.batcher import MicroBatcher
     from semsearch.service.jobs import QuietEncoder, processor
     from semsearch.service.live import LiveIndex
 
     config = config or ServeConfig()
-    store = IndexStore.open(index_path)
+    engine = SearchEngine.open(index_path, encoder=encoder, device=device)
     try:
-        if encoder is None:
-            encoder = load_encoder(encoder_config_for(store.manifest.encoder, device)).prepare()
         live = LiveIndex(
-            index_path, QuietEncoder(encoder), search, interval=config.reload_interval, store=store
+            index_path,
+            QuietEncoder(engine.encoder),
+            search,
+            interval=config.reload_interval,
+            store=engine.store,
         )
     except BaseException:
-        store.close()
+        engine.store.close()
         raise
     batcher: MicroBatcher = MicroBatcher(
         processor(live),
@@ -91,7 +93,8 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise ConfigError(
-            f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port or --host"
+            f"cannot listen on {host}:{port}: {exc.strerror}; choose another port or host",
+            setting="port",
         ) from None
     sock.set_inheritable(True)
     return sock
@@ -149,26 +152,26 @@ def serve(service: Service, config: ServeConfig, log_level: str = "info") -> Non
     url = url_of(sock)
     notes = ["API key required" if config.api_key else "no API key"]
     notes.append("micro-batching on" if config.batching else "micro-batching off")
-    print(
-        f"semsearch: serving {service.live.path} ({service.live.count} entries) at {url} "
-        f"({', '.join(notes)}); search page {url}/, API docs {url}/docs",
-        file=sys.stderr,
-        flush=True,
+    _log_to_stderr()
+    log.info(
+        "semsearch: serving %s (%d entries) at %s (%s); search page %s/, API docs %s/docs",
+        service.live.path,
+        service.live.count,
+        url,
+        ", ".join(notes),
+        url,
+        url,
     )
     if not config.api_key and config.host not in ("127.0.0.1", "localhost", "::1"):
-        print(
-            f"semsearch: warning: listening on {config.host} without an API key: anyone who "
-            "can reach this port can query the index (set --api-key or SEMSEARCH_API_KEY)",
-            file=sys.stderr,
-            flush=True,
+        log.warning(
+            "semsearch: warning: listening on %s without an API key: anyone who can reach "
+            "this port can query the index (set an API key, or SEMSEARCH_API_KEY)",
+            config.host,
         )
-    _log_to_stderr()
     server = uvicorn_server(service.app, config, log_level)
     with _quiet_signals():
         server.run(sockets=[sock])
-    print(
-        f"semsearch: stopped after {service.batcher.stats.summary()}", file=sys.stderr, flush=True
-    )
+    log.info("semsearch: stopped after %s", service.batcher.stats.summary())
 
 
 @contextlib.contextmanager

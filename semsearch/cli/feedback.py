@@ -1,0 +1,58 @@
+"""What the CLI tells people on stderr: errors in terms of its own options, and the
+library's notes (logged to the `semsearch` logger) as `semsearch: ...` lines."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from semsearch.errors import SemsearchError
+
+FLAGS = {
+    "kind": "--encoder",
+    "model": "--model",
+    "pooling": "--pooling",
+    "layers": "--layers",
+    "layer_combine": "--layer-combine",
+    "skip_special_tokens": "--skip-special",
+    "max_seq_length": "--max-seq-length",
+    "device": "--device",
+    "batch_size": "--batch-size",
+    "backend": "--backend",
+    "threads": "--threads",
+    "index_type": "--index-type",
+    "text_field": "--text-field",
+    "k": "-k",
+    "threshold": "--threshold",
+    "merge": "--merge",
+    "limit": "--limit",
+    "limit_train": "--limit-train",
+    "api_key": "--api-key",
+    "port": "--port",
+}
+"""The option that sets each library setting an error may name."""
+
+
+def error_line(exc: SemsearchError) -> str:
+    """The library's message, and the command-line option that sets the setting at fault."""
+    flag = FLAGS.get(exc.setting or "")
+    return f"{exc} (option {flag})" if flag else str(exc)
+
+
+class _Notes(logging.Handler):
+    """The library's notes (export progress, truncation counts) as `semsearch: ...` lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(f"semsearch: {record.getMessage()}\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+def show_library_notes() -> None:
+    """Route the `semsearch` logger to stderr (once), at INFO."""
+    logger = logging.getLogger("semsearch")
+    if not any(isinstance(handler, _Notes) for handler in logger.handlers):
+        logger.addHandler(_Notes())
+    logger.setLevel(logging.INFO)

@@ -1,0 +1,184 @@
+"""What runs a model on padded batches: torch (CPU or CUDA) or ONNX Runtime (CPU).
+
+Both take the same NumPy batch and return [batch, dim] float32 vectors, so the batching
+loop in `base.py` does not know which one it drives. Nothing here imports torch unless
+the torch backend or a CUDA device is asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from semsearch.errors import ConfigError, MissingExtraError
+
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # a container's CPU quota (cgroup v2)
+NVIDIA_DRIVER = Path("/proc/driver/nvidia/version")
+
+
+class Runner(Protocol):
+    def __call__(self, batch: dict[str, np.ndarray]) -> Any:
+        """One padded batch -> [batch, dim] vectors, not yet normalised: a NumPy array,
+        or a torch tensor left on its device until the chunk ends."""
+        ...
+
+
+def default_threads() -> int:
+    """The cores this process may use: its affinity mask, capped by a container's CPU
+    quota (a 2-CPU container on a 64-core host must not start 64 threads)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, -(-int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota: the affinity mask decides
+    return max(1, cores)
+
+
+def _cuda_available() -> bool:
+    """Without an NVIDIA driver there is no CUDA, and torch need not be imported to
+    learn that (on Linux the driver shows in /proc; elsewhere ask torch)."""
+    if sys.platform == "darwin" or (
+        sys.platform.startswith("linux") and not NVIDIA_DRIVER.exists()
+    ):
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def pick_device(name: str) -> str:
+    """'auto' means CUDA when present, else CPU; anything else must be a torch device."""
+    if name == "auto":
+        return "cuda" if _cuda_available() else "cpu"
+    if name == "cpu":
+        return name
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(
+            f"unknown device {name!r}: use auto, cpu, cuda or cuda:N", setting="device"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device {name!r} asked for, but no CUDA GPU is available: use cpu", setting="device"
+        )
+    return str(device)
+
+
+def onnx_available() -> bool:
+    try:
+        require_onnxruntime()
+    except MissingExtraError:
+        return False
+    return True
+
+
+def require_onnxruntime() -> None:
+    """Refuse an ONNX backend early, with the install line, where the packages are missing."""
+    for name in ("onnxruntime", "onnx"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            raise MissingExtraError(
+                f"the onnx backends need the '{name}' package: pip install onnxruntime onnx, "
+                "or use the torch backend"
+            ) from None
+
+
+def resolve_backend(name: str, device: str) -> str:
+    """'auto' is ONNX Runtime fp32 on CPU (same vectors, faster) and torch on a GPU."""
+    if name == "auto":
+        return "onnx" if device == "cpu" and onnx_available() else "torch"
+    if name.startswith("onnx") and device != "cpu":
+        raise ConfigError(
+            f"backend {name!r} runs on the CPU: use device cpu, or backend torch on {device}",
+            setting="backend",
+        )
+    return name
+
+
+def normalized(vectors: Any) -> Any:
+    """Rows scaled to unit length (as torch's F.normalize: norms below 1e-12 count as 1e-12)."""
+    if isinstance(vectors, np.ndarray):
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, 1e-12)
+    import torch
+
+    return torch.nn.functional.normalize(vectors.float(), p=2, dim=1)
+
+
+def joined(outputs: Sequence[Any]) -> np.ndarray:
+    """One array from a chunk's batch outputs (a GPU's copied to the host once)."""
+    if outputs and not isinstance(outputs[0], np.ndarray):
+        import torch
+
+        return torch.cat(list(outputs)).cpu().numpy()
+    return np.concatenate([np.asarray(o) for o in outputs])
+
+
+class OnnxRunner:
+    """One ONNX Runtime session: padded int64 batches in, float32 vectors out."""
+
+    def __init__(self, path: Path, names: Sequence[str], threads: int) -> None:
+        require_onnxruntime()
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ConfigError(
+                f"ONNX Runtime cannot load {path}: {exc}. Delete that folder to export again"
+            ) from None
+        self.names = list(names)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        feeds = {name: batch[name] for name in self.names}
+        return np.asarray(self.session.run(None, feeds)[0], dtype=np.float32)
+
+
+class TorchRunner:
+    """Runs a sentence module with torch; on CUDA under autocast in the chosen dtype; on
+    CUDA through pinned memory with non-blocking copies that overlap the previous batch."""
+
+    def __init__(self, module: Any, names: Sequence[str], device: str, dtype: str) -> None:
+        import torch
+
+        self.module = module
+        self.names = list(names)
+        self.device = torch.device(device)
+        self.dtype = getattr(torch, dtype)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> Any:
+        import torch
+
+        tensors = {key: torch.from_numpy(value) for key, value in batch.items()}
+        autocast: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+        if self.device.type == "cuda":
+            tensors = {
+                k: v.pin_memory().to(self.device, non_blocking=True) for k, v in tensors.items()
+            }
+            if self.dtype != torch.float32:
+                autocast = torch.autocast("cuda", dtype=self.dtype)
+        with torch.inference_mode(), autocast:
+            return self.module(*[tensors[name] for name in self.names]).float()

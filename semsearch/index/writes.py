@@ -1,0 +1,179 @@
+"""Writing an index folder's contents: encoding records into a new folder, and the
+helpers that `IndexStore.add` and `delete` use on a staging copy. The atomic swap and
+the write lock around them stay with `IndexStore` (store.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from semsearch.cache import sha256_of
+from semsearch.corpus import Record
+from semsearch.errors import IndexFolderError, InputError
+from semsearch.index.manifest import (
+    DATA_FILES,
+    MANIFEST_FILE,
+    RECORDS_FILE,
+    VECTORS_FILE,
+    IndexSection,
+    Manifest,
+    utc_now,
+)
+from semsearch.index.records import TOMBSTONE_PREFIX, RecordStore
+from semsearch.index.vectors import VectorIndex, resolve_params, resolve_type
+
+TOMBSTONE_LIMIT = 0.2
+"""An hnsw index is rebuilt from its live vectors once tombstones exceed this fraction."""
+
+
+class VectorEncoder(Protocol):
+    """What the store needs from an encoder (semsearch.encoders.Encoder provides it)."""
+
+    truncated: int
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def fingerprint(self) -> dict[str, Any]: ...
+
+    def encode(
+        self, texts: Sequence[str], batch_size: int | None = ..., show_progress: bool | None = ...
+    ) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class WriteStats:
+    """What one build or add did: `count` is the live records afterwards."""
+
+    count: int
+    added: int
+    updated: int
+    truncated: int
+    seconds: float
+
+
+def check_ids(chunk: Sequence[Record], seen: set[str]) -> None:
+    """Ids must be unique within one build or add (the corpus reader checks files too)."""
+    for record in chunk:
+        if record.id in seen:
+            raise InputError(
+                f"id {record.id!r} appears more than once in the input: ids must be unique"
+            )
+        if record.id.startswith(TOMBSTONE_PREFIX):
+            raise InputError(f"id {record.id!r} starts with a reserved NUL character")
+        seen.add(record.id)
+
+
+def encode_chunk(
+    encoder: VectorEncoder,
+    chunk: Sequence[Record],
+    batch_size: int | None,
+    show_progress: bool | None,
+) -> np.ndarray:
+    return encoder.encode(
+        [record.text for record in chunk], batch_size=batch_size, show_progress=show_progress
+    )
+
+
+def save_folder(folder: Path, manifest: Manifest, vectors: VectorIndex) -> None:
+    """Write vectors.faiss, then manifest.json with the checksums of both data files."""
+    vectors.save(folder / VECTORS_FILE)
+    checksums = {name: sha256_of(folder / name) for name in DATA_FILES}
+    manifest = dataclasses.replace(manifest, checksums=checksums)
+    (folder / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
+
+
+def semsearch_version() -> str:
+    from semsearch import __version__  # here: semsearch/__init__ may import this module
+
+    return __version__
+
+
+def refuse_foreign(path: Path) -> None:
+    """A build replaces `path` wholesale, so it must be new, empty, or an index already."""
+    if not path.exists():
+        return
+    if path.is_dir() and ((path / MANIFEST_FILE).is_file() or not any(path.iterdir())):
+        return
+    raise IndexFolderError(
+        f"{path} exists and is not a semsearch index folder: give a new or empty folder "
+        "(building replaces the folder)"
+    )
+
+
+def write_new(
+    staging: Path,
+    chunks: Iterable[Sequence[Record]],
+    encoder: VectorEncoder,
+    *,
+    index_type: str,
+    params: dict[str, Any] | None,
+    fields: dict[str, Any] | None,
+    show_progress: bool | None,
+    batch_size: int | None,
+) -> int:
+    """Encode every chunk into a complete index folder at `staging`; returns how many
+    texts were truncated."""
+    truncated = 0
+    records = RecordStore.create(staging / RECORDS_FILE)
+    try:
+        seen: set[str] = set()
+        parts: list[np.ndarray] = []
+        rowids: list[np.ndarray] = []
+        for chunk in chunks:
+            check_ids(chunk, seen)
+            if not chunk:
+                continue
+            parts.append(encode_chunk(encoder, chunk, batch_size, show_progress))
+            truncated += encoder.truncated
+            rowids.append(records.insert(chunk))
+        if not parts:
+            raise InputError("no texts to index: the corpus holds no records")
+        matrix = np.concatenate(parts)
+        concrete = resolve_type(index_type, len(matrix))
+        resolved = resolve_params(concrete, params, len(matrix))
+        vectors = VectorIndex.create(concrete, encoder.dim, resolved, training=matrix)
+        vectors.add(matrix, np.concatenate(rowids))
+        records.commit()
+    finally:
+        records.close()
+    now = utc_now()
+    manifest = Manifest(
+        semsearch_version=semsearch_version(),
+        created=now,
+        updated=now,
+        encoder=dict(encoder.fingerprint),
+        index=IndexSection(
+            type=concrete, faiss_factory=vectors.factory, count=len(matrix), params=resolved
+        ),
+        fields=dict(fields or {}),
+    )
+    save_folder(staging, manifest, vectors)
+    return truncated
+
+
+def drop(records: RecordStore, vectors: VectorIndex, rowids: list[int]) -> None:
+    """Remove records with their vectors, or tombstone them where FAISS cannot remove."""
+    if not rowids:
+        return
+    if vectors.can_remove:
+        vectors.remove(np.array(rowids, dtype=np.int64))
+        records.remove(rowids)
+    else:
+        records.tombstone(rowids)
+
+
+def compacted(records: RecordStore, vectors: VectorIndex) -> VectorIndex:
+    """Rebuild an hnsw index without its tombstoned vectors once they pass TOMBSTONE_LIMIT."""
+    dead = records.tombstones()
+    if not dead or len(dead) <= TOMBSTONE_LIMIT * vectors.ntotal:
+        return vectors
+    rebuilt = vectors.without(dead)
+    records.remove(dead)
+    return rebuilt

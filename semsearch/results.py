@@ -1,0 +1,121 @@
+"""One search result and its one JSON form, shared by every edge.
+
+`SearchEngine` returns `SearchResult`s; `semsearch query --json` prints `to_json()`;
+POST /search answers `to_json()` for one question and `batch_to_json()` for several;
+the Python client reads them back with `from_json()` / `batch_from_json()`; the search
+page and the pydantic response models in `semsearch.service.schemas` read this shape
+too (a test keeps those models equal to it).
+
+    {"question": "...", "answered": true, "threshold": 0.5,
+     "results": [{"id", "score", "text", "answer", "metadata", "rank"}, ...]}
+
+Several questions (POST /search with "queries"):
+
+    {"results": [[hit, ...], ...], "answered": [true, ...], "threshold": 0.5}
+
+Scores are rounded to 6 places in JSON, so a round trip keeps everything else exactly.
+Standard library only: the client imports this without numpy, FAISS or torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+SCORE_DIGITS = 6
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One known entry that answers the question; `score` is the cosine similarity."""
+
+    id: str
+    score: float
+    text: str
+    answer: str
+    metadata: dict[str, Any]
+    rank: int
+
+    def to_json(self) -> dict[str, Any]:
+        """{"id", "score" (6 places), "text", "answer", "metadata", "rank"}"""
+        return {
+            "id": self.id,
+            "score": round(self.score, SCORE_DIGITS),
+            "text": self.text,
+            "answer": self.answer,
+            "metadata": self.metadata,
+            "rank": self.rank,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Hit:
+        """The inverse of `to_json`; `metadata` and `rank` may be absent (then {} and 0)."""
+        return cls(
+            id=data["id"],
+            score=float(data["score"]),
+            text=data["text"],
+            answer=data["answer"],
+            metadata=dict(data.get("metadata") or {}),
+            rank=int(data.get("rank", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """All hits of one question, and whether the best clears the threshold."""
+
+    question: str
+    hits: list[Hit]
+    answered: bool
+    threshold: float | None
+
+    @property
+    def confident(self) -> list[Hit]:
+        """The hits at or above the threshold (all of them when there is none)."""
+        if self.threshold is None:
+            return self.hits
+        return [hit for hit in self.hits if hit.score >= self.threshold]
+
+    def to_json(self) -> dict[str, Any]:
+        """{"question", "answered", "threshold", "results": [hit, ...]}"""
+        return {
+            "question": self.question,
+            "answered": self.answered,
+            "threshold": self.threshold,
+            "results": [hit.to_json() for hit in self.hits],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SearchResult:
+        """The inverse of `to_json`."""
+        return cls(
+            question=data["question"],
+            hits=[Hit.from_json(hit) for hit in data["results"]],
+            answered=bool(data["answered"]),
+            threshold=data.get("threshold"),
+        )
+
+
+def batch_to_json(results: Sequence[SearchResult]) -> dict[str, Any]:
+    """Several questions' results, in order: {"results": [[hit, ...]], "answered": [...],
+    "threshold": ...}. One request has one threshold: the first result's (None if empty)."""
+    return {
+        "results": [[hit.to_json() for hit in result.hits] for result in results],
+        "answered": [result.answered for result in results],
+        "threshold": results[0].threshold if results else None,
+    }
+
+
+def batch_from_json(data: Mapping[str, Any], questions: Sequence[str]) -> list[SearchResult]:
+    """The inverse of `batch_to_json`; the batch form has no questions, so the caller
+    gives the ones it asked, in order."""
+    rows = data["results"]
+    if len(rows) != len(questions):
+        raise ValueError(f"{len(rows)} results for {len(questions)} questions")
+    answered = data.get("answered") or [bool(row) for row in rows]
+    threshold = data.get("threshold")
+    return [
+        SearchResult(question, [Hit.from_json(hit) for hit in row], bool(flag), threshold)
+        for question, row, flag in zip(questions, rows, answered, strict=True)
+    ]

@@ -1,0 +1,146 @@
+"""The question path without torch: a cached ONNX export answers from tokenizer.json, the
+stored spec and ONNX Runtime alone, with the same vectors as before the change."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semsearch.corpus import open_corpus
+from semsearch.encoders import load_encoder
+from semsearch.index import IndexStore
+
+ROOT = Path(__file__).resolve().parents[1]
+FAQ = ROOT / "examples" / "faq.csv"
+REFERENCE = Path(__file__).parent / "data" / "minilm-vectors.npz"
+HEAVY = ("torch", "transformers", "sentence_transformers", "sklearn")
+
+REPORT_HEAVY = textwrap.dedent(
+    f"""
+    import json, sys
+    def report():
+        heavy = sorted(name for name in {HEAVY!r} if name in sys.modules)
+        print("HEAVY " + json.dumps(heavy), file=sys.stderr)
+    """
+)
+CLI = REPORT_HEAVY + textwrap.dedent(
+    """
+    sys.argv = ["semsearch", *sys.argv[1:]]
+    from semsearch.cli.main import main
+    try:
+        main()
+    finally:
+        report()
+    """
+)
+PYTHON_API = REPORT_HEAVY + textwrap.dedent(
+    """
+    from semsearch import SearchEngine
+    hits = SearchEngine.open(sys.argv[1]).search("How can I get my notes out as PDF files?", k=1)
+    print(hits[0].id)
+    report()
+    """
+)
+SERVICE = REPORT_HEAVY + textwrap.dedent(
+    """
+    from semsearch.service.server import build_service
+    service = build_service(sys.argv[1])
+    print(service.live.count)
+    report()
+    """
+)
+
+
+def run_python(script: str, *args: str, cache: Path) -> tuple[str, list[str]]:
+    """stdout, and the heavy modules the process had imported when it ended."""
+    env = {**os.environ, "SEMSEARCH_CACHE": str(cache)}
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("HEAVY ")]
+    return done.stdout, json.loads(lines[-1].removeprefix("HEAVY "))
+
+
+@pytest.fixture(scope="module")
+def cached(tiny_sbert: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """An index built on the onnx backend, and the cache holding its export."""
+    cache = tmp_path_factory.mktemp("cold-cache")
+    index = tmp_path_factory.mktemp("cold") / "faq"
+    previous = os.environ["SEMSEARCH_CACHE"]
+    os.environ["SEMSEARCH_CACHE"] = str(cache)
+    try:
+        encoder = load_encoder(model=str(tiny_sbert), backend="onnx")
+        IndexStore.build(index, open_corpus(FAQ).chunks(64), encoder, index_type="flat").close()
+    finally:
+        os.environ["SEMSEARCH_CACHE"] = previous
+    return index, cache
+
+
+def test_one_shot_query_imports_no_torch(cached: tuple[Path, Path]) -> None:
+    index, cache = cached
+    out, heavy = run_python(CLI, "query", str(index), "How do I export to PDF?", cache=cache)
+    assert heavy == []
+    assert "[export-pdf" in out
+
+
+def test_similarity_tokens_python_and_serve_start_import_no_torch(
+    cached: tuple[Path, Path], tiny_sbert: Path
+) -> None:
+    index, cache = cached
+    out, heavy = run_python(
+        CLI, "similarity", "a cat", "a dog", "--model", str(tiny_sbert), "--json", cache=cache
+    )
+    assert heavy == [] and len(json.loads(out)["matrix"]) == 2
+    out, heavy = run_python(CLI, "tokens", "Here is the sentence.", "--json", cache=cache)
+    assert heavy == [] and json.loads(out)["tokens"][1] == "here"
+    out, heavy = run_python(PYTHON_API, str(index), cache=cache)
+    assert heavy == [] and out.strip() == "export-pdf-2"
+    out, heavy = run_python(SERVICE, str(index), cache=cache)
+    assert heavy == [] and int(out) > 100
+
+
+def test_without_a_cached_export_torch_loads_once_then_never(
+    cached: tuple[Path, Path], tmp_path: Path
+) -> None:
+    index, _ = cached
+    empty = tmp_path / "fresh-cache"
+    first, heavy = run_python(CLI, "query", str(index), "export to PDF", "--json", cache=empty)
+    assert "torch" in heavy  # the export needs the model in torch, once
+    second, heavy = run_python(CLI, "query", str(index), "export to PDF", "--json", cache=empty)
+    assert heavy == []
+    assert json.loads(first) == json.loads(second)
+
+
+def test_cached_and_fresh_encoders_give_identical_vectors(tiny_bert: Path) -> None:
+    options = {"kind": "bert", "model": str(tiny_bert), "pooling": "mean", "layers": "-2,-1"}
+    texts = ["a first text", "", "and a much longer second text " * 20]
+    for backend in ("onnx", "onnx-int8"):
+        fresh = load_encoder(backend=backend, max_seq_length=64, **options)
+        vectors = fresh.encode(texts)
+        cached = load_encoder(backend=backend, max_seq_length=64, **options)
+        assert cached.fingerprint == fresh.fingerprint
+        assert (cached.spec, cached.dim) == (fresh.spec, fresh.dim)
+        np.testing.assert_array_equal(cached.encode(texts), vectors)
+        assert cached.truncated == fresh.truncated == 1
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("backend", ["torch", "onnx", "onnx-int8"])
+def test_vectors_match_the_committed_reference(minilm_folder: Path, backend: str) -> None:
+    """tests/data/minilm-vectors.npz holds vectors from the code before the torch-free
+    path existed (commit 8844779), encoded in batches of 8 (int8's activation scales
+    depend on the batch): the default model must give the same numbers."""
+    reference = np.load(REFERENCE)
+    texts = [str(text) for text in reference["texts"]]
+    for _ in range(2):  # the first load may export; the second reads the cache
+        encoder = load_encoder(model=str(minilm_folder), backend=backend)
+        vectors = encoder.encode(texts, batch_size=8)[reference["picked"]]
+        assert np.abs(vectors - reference[backend]).max() < 1e-6
