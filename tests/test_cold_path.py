@@ -20,7 +20,7 @@ from semsearch.index import IndexStore
 ROOT = Path(__file__).resolve().parents[1]
 FAQ = ROOT / "examples" / "faq.csv"
 REFERENCE = Path(__file__).parent / "data" / "minilm-vectors.npz"
-HEAVY = ("torch", "transformers", "sentence_transformers", "sklearn")
+HEAVY = ("torch", "transformers", "sentence_transformers", "sklearn", "onnx")  # onnx: 1 s
 
 REPORT_HEAVY = textwrap.dedent(
     f"""

@@ -257,7 +257,7 @@ def _cached(folder: Path, what: str, build: Callable[[Path], None], info: dict[s
 def export(model: TorchModel, precision: str) -> Export:
     """`model`'s sentence module as a cached ONNX file at `precision` (fp32 or int8),
     exporting (and quantizing) first where the cache does not hold it yet."""
-    require_onnxruntime()
+    require_onnxruntime(export=True)
     config, folder = model.config, model.folder
     names = list(model.input_names)
     spec = model.spec

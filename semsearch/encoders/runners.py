@@ -8,7 +8,7 @@ the torch backend or a CUDA device is asked for.
 from __future__ import annotations
 
 import contextlib
-import importlib
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -79,24 +79,26 @@ def pick_device(name: str) -> str:
     return str(device)
 
 
+def _installed(name: str) -> bool:
+    """Whether `name` can be imported, without importing it (onnx alone takes a second)."""
+    if name in sys.modules:
+        return sys.modules[name] is not None  # None: imports of it are blocked
+    return importlib.util.find_spec(name) is not None
+
+
 def onnx_available() -> bool:
-    try:
-        require_onnxruntime()
-    except MissingExtraError:
-        return False
-    return True
+    return _installed("onnxruntime") and _installed("onnx")
 
 
-def require_onnxruntime() -> None:
-    """Refuse an ONNX backend early, with the install line, where the packages are missing."""
-    for name in ("onnxruntime", "onnx"):
-        try:
-            importlib.import_module(name)
-        except ImportError:
+def require_onnxruntime(export: bool = False) -> None:
+    """Refuse an ONNX backend early, with the install line, where the packages are missing
+    (running needs onnxruntime; exporting needs onnx too)."""
+    for name in ("onnxruntime", "onnx") if export else ("onnxruntime",):
+        if not _installed(name):
             raise MissingExtraError(
                 f"the onnx backends need the '{name}' package: pip install onnxruntime onnx, "
                 "or use the torch backend"
-            ) from None
+            )
 
 
 def resolve_backend(name: str, device: str) -> str:
