@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from semsearch.errors import InputError
+from semsearch.text import not_utf8
 
 TEXT_NAMES = ("question", "query", "text", "sentence", "title", "content", "body")
 ANSWER_NAMES = ("answer", "response", "reply", "text")
@@ -213,12 +214,25 @@ class _CsvTable(_Table):
 
 
 def _json_object(path: Path, line: int, text: str) -> dict[str, Any]:
+    """One JSON object, or an error naming the line: NaN and Infinity are not JSON, an
+    escaped lone surrogate is not text, and depth and number size have limits."""
+
+    def refuse_constant(name: str) -> Any:
+        raise _error(path, line, f"{name} is not a JSON value: give a number, a string or null")
+
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=refuse_constant)
     except json.JSONDecodeError as exc:
-        raise _error(path, line, f"bad JSON: {exc.msg} at column {exc.colno}") from None
+        raise _error(path, line, f"bad JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise _error(path, line, "JSON nested too deeply to read") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise _error(path, line, f"bad JSON: {exc}") from None
     if not isinstance(value, dict):
         raise _error(path, line, f"expected a JSON object {{...}}, got {_json_kind(value)}")
+    problem = not_utf8(json.dumps(value, ensure_ascii=False), from_json=True)
+    if problem:
+        raise _error(path, line, f"holds {problem}, which is not text: fix that escape")
     return value
 
 

@@ -20,6 +20,7 @@ from semsearch.fingerprint import check as check_fingerprint
 from semsearch.fingerprint import encoder_config
 from semsearch.index import IndexStore
 from semsearch.results import Hit, SearchResult  # defined there; importable from here too
+from semsearch.text import not_utf8
 
 
 class SearchEngine:
@@ -77,8 +78,13 @@ class SearchEngine:
         if k < 1:
             raise ConfigError("k must be at least 1", setting="k")
         questions = list(questions)
-        if any(not isinstance(q, str) or not q.strip() for q in questions):
-            raise InputError("every question must be a non-empty string")
+        for number, question in enumerate(questions, 1):
+            if not isinstance(question, str) or not question.strip():
+                raise InputError("every question must be a non-empty string")
+            problem = not_utf8(question)
+            if problem:
+                where = f"question {number}" if len(questions) > 1 else "the question"
+                raise InputError(f"{where} holds {problem}: give it as UTF-8")
         if not questions:
             return []
         vectors = self.encoder.encode(questions)

@@ -95,8 +95,10 @@ def test_query_piped_stdin_one_json_line_each(built):
         "1",
         input="I forgot my password\n\nCan I export notes as PDF?\n",
     )
-    lines = result.stdout.strip().splitlines()
-    assert [json.loads(line)["results"][0]["id"] for line in lines] == ["pw-2", "pdf"]
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert [line["results"][0]["id"] for line in (lines[0], lines[2])] == ["pw-2", "pdf"]
+    assert lines[1]["error"].startswith("every question must be a non-empty string")
+    assert result.exit_code == 1  # output line N answers input line N; the blank one failed
     blocks = run(
         "query", folder, "-k", "1", input="I forgot my password\nCan I export notes as PDF?\n"
     ).stdout

@@ -133,6 +133,9 @@ def add(
     """Add records to an index; a record whose id is already there replaces it.
 
     The encoder is the one that built the index. Example: semsearch add indexes/faq new.csv
+
+    A file without an id column (ids are row numbers) is appended with new numbers after
+    the largest one in the index: it never replaces an entry.
     """
     from semsearch.config import IndexConfig
     from semsearch.corpus import open_corpus
@@ -145,7 +148,10 @@ def add(
     if not quiet:
         typer.echo(f"reading {corpus}: {source.fields.describe()}", err=True)
     stats = engine.store.add(
-        source.chunks(IndexConfig().chunk_size), engine.encoder, show_progress=_progress(quiet)
+        source.chunks(IndexConfig().chunk_size),
+        engine.encoder,
+        show_progress=_progress(quiet),
+        new_ids=source.fields.id is None,
     )
     _print_stats(
         {

@@ -81,10 +81,37 @@ def query(
     elif sys.stdin.isatty():
         _interactive(engine)
     else:
-        for line in sys.stdin:
-            if line.strip():
-                _emit(engine.query(line.strip()), as_json)
-                sys.stdout.flush()
+        _piped(engine, as_json)
+
+
+def _piped(engine: SearchEngine, as_json: bool) -> None:
+    """One answer per input line; with --json exactly one JSON line per input line (an
+    error object for a blank or bad one), so output line N answers input line N. A bad
+    line does not stop the rest; the exit code is 1 when any line failed."""
+    failed = []
+    for number, raw in enumerate(sys.stdin.buffer, 1):
+        line = raw.decode("utf-8", "surrogateescape").removeprefix("\ufeff").strip()
+        if not line and not as_json:
+            continue
+        try:
+            _emit(engine.query(line), as_json)
+        except SemsearchError as exc:
+            failed.append(number)
+            message = error_line(exc)
+            if as_json:
+                shown = line.encode("utf-8", "replace").decode("utf-8")
+                error = {"question": shown, "error": message, "answered": False, "results": []}
+                typer.echo(json.dumps(error, ensure_ascii=False))
+            else:
+                typer.echo(f"semsearch: error: line {number}: {message}", err=True)
+        sys.stdout.flush()
+    if failed:
+        shown = ", ".join(map(str, failed[:10])) + (" ..." if len(failed) > 10 else "")
+        typer.echo(
+            f"semsearch: error: {len(failed)} of {number} lines got no answer (lines {shown})",
+            err=True,
+        )
+        raise typer.Exit(code=1)
 
 
 def _open_engine(

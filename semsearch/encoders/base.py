@@ -27,6 +27,7 @@ from semsearch.encoders.runners import Runner, default_threads, joined, normaliz
 from semsearch.encoders.tokenizer import Rows, Tokenizer
 from semsearch.errors import ConfigError, InputError
 from semsearch.models import weights_sha256
+from semsearch.text import not_utf8
 
 if TYPE_CHECKING:
     from semsearch.encoders.torch_model import TorchModel
@@ -69,6 +70,9 @@ def check_texts(texts: Sequence[str]) -> list[str]:
                 f"text {position} is a {type(text).__name__}, not a string: "
                 "every input must be text"
             )
+        problem = not_utf8(text)
+        if problem:
+            raise InputError(f"text {position} holds {problem}: give the text as UTF-8")
     return texts
 
 

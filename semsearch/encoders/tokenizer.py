@@ -116,6 +116,13 @@ def word_pieces(
     ids, truncated to `max_length` (default: the tokenizer's model_max_length). Reads the
     folder's tokenizer.json with the Rust library; a folder without one goes through
     transformers."""
+    from semsearch.errors import InputError
+    from semsearch.text import not_utf8
+
+    for given in (text, pair):
+        problem = not_utf8(given or "")
+        if problem:
+            raise InputError(f"the text holds {problem}: give it as UTF-8")
     limit = max_length or _model_max_length(folder)
     if (folder / "tokenizer.json").is_file():
         from tokenizers import Tokenizer as RustTokenizer

@@ -79,6 +79,11 @@ class Manifest:
             raise IndexFolderError(
                 f"{source} is not valid JSON ({exc}): rebuild the index"
             ) from None
+        except (RecursionError, ValueError) as exc:  # nested too deep, a huge integer
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise IndexFolderError(
+                f"{source} cannot be read ({reason}): rebuild the index"
+            ) from None
         if not isinstance(data, dict):
             raise IndexFolderError(f"{source} is not a JSON object: rebuild the index")
         version = data.get("format_version")

@@ -131,6 +131,13 @@ class RecordStore:
             found.update((row[0], _record(row)) for row in rows)
         return found
 
+    def largest_number_id(self) -> int:
+        """The largest id made of digits only (row-number ids), 0 when there is none."""
+        found = self.connection.execute(
+            "SELECT max(CAST(id AS INTEGER)) FROM records WHERE id <> '' AND id NOT GLOB '*[^0-9]*'"
+        ).fetchone()[0]
+        return int(found or 0)
+
     def rowids_of(self, ids: Iterable[str]) -> dict[str, int]:
         """User id -> rowid for the live records among `ids`."""
         found: dict[str, int] = {}

@@ -280,14 +280,25 @@ class IndexStore:
         *,
         show_progress: bool | None = None,
         batch_size: int | None = None,
+        new_ids: bool = False,
     ) -> WriteStats:
-        """Add records; a record whose id is already indexed replaces the old one."""
+        """Add records; a record whose id is already indexed replaces the old one.
+
+        With `new_ids` (a corpus whose ids are only row numbers), every record gets a new
+        number after the largest one in the index instead, so nothing is replaced."""
         started = time.perf_counter()
         check_fingerprint(self.manifest.encoder, encoder.fingerprint)
         added = updated = truncated = 0
         with self._editing() as (records, vectors):
             seen: set[str] = set()
+            following = records.largest_number_id() + 1
             for chunk in chunks:
+                if new_ids:
+                    chunk = [
+                        dataclasses.replace(record, id=str(following + i))
+                        for i, record in enumerate(chunk)
+                    ]
+                    following += len(chunk)
                 check_ids(chunk, seen)
                 if not chunk:
                     continue

@@ -1,0 +1,20 @@
+"""One rule for text that is not UTF-8, at every entrance: it is refused, with where.
+
+Undecodable bytes from the command line or a pipe reach Python as lone surrogates
+(U+DC80..U+DCFF, "surrogateescape"); a JSON escape such as "\\udce9" gives one too.
+Neither can be tokenised, stored or sent as JSON, so they are named, not guessed at."""
+
+from __future__ import annotations
+
+
+def not_utf8(text: str, *, from_json: bool = False) -> str | None:
+    """What in `text` is not encodable text, or None when all of it is. Text read from
+    JSON names the escape; text from bytes names the byte."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        if 0xDC80 <= code <= 0xDCFF and not from_json:
+            return f"byte 0x{code - 0xDC00:02x}, which is not UTF-8"
+        return f"\\u{code:04x}, a lone surrogate"
+    return None

@@ -1,0 +1,124 @@
+"""Issue 11's first items: row-number ids never replace entries, text that is not UTF-8
+is refused at every entrance, NaN and pathological JSON are input errors with their line,
+and piped --json keeps one output line per input line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from semsearch.cli.main import app
+from semsearch.corpus import open_corpus
+from semsearch.errors import IndexFolderError, InputError
+from semsearch.index import Manifest
+from semsearch.search import SearchEngine
+
+runner = CliRunner()
+
+
+def run(*args: object, input: str | bytes | None = None):
+    return runner.invoke(app, [str(a) for a in args], input=input)
+
+
+@pytest.fixture()
+def numbered(tiny_sbert: Path, tmp_path: Path) -> Path:
+    """An index of a file without an id column: its ids are the row numbers 1 and 2."""
+    corpus = tmp_path / "a.csv"
+    corpus.write_text("question,answer\nHow do I reset my password?,A\nQ2,B\n")
+    folder = tmp_path / "x"
+    result = run("index", corpus, "-o", folder, "--model", tiny_sbert, "--quiet")
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def test_add_without_an_id_column_appends_and_never_replaces(
+    numbered: Path, tmp_path: Path
+) -> None:
+    more = tmp_path / "b.csv"
+    more.write_text("question,answer\nIs there a dark mode?,C\nAnother one?,D\n")
+    added = json.loads(run("add", numbered, more, "--json").stdout)
+    assert (added["added"], added["updated"], added["count"]) == (2, 0, 4)
+    engine = SearchEngine.open(numbered)
+    records = engine.store.get(["1", "2", "3", "4"])
+    assert {ident: record.answer for ident, record in records.items()} == {
+        "1": "A",
+        "2": "B",
+        "3": "C",
+        "4": "D",
+    }
+    engine.store.close()
+    with_ids = tmp_path / "c.csv"
+    with_ids.write_text("id,question,answer\n1,How do I reset my password?,A2\n")
+    updated = json.loads(run("add", numbered, with_ids, "--json").stdout)
+    assert (updated["added"], updated["updated"], updated["count"]) == (0, 1, 4)  # real ids do
+
+
+def test_text_that_is_not_utf8_is_refused_at_every_entrance(
+    numbered: Path, tiny_sbert: Path, tmp_path: Path
+) -> None:
+    engine = SearchEngine.open(numbered)
+    with pytest.raises(InputError, match=r"the question holds byte 0xe9, which is not UTF-8"):
+        engine.search("Caf\udce9")
+    engine.store.close()
+    script = "import sys; from semsearch.cli.main import main; main()"
+    for args in (
+        ["query", str(numbered), b"Caf\xe9"],
+        ["similarity", b"Caf\xe9", "a", "--model", str(tiny_sbert)],
+        ["tokens", b"Caf\xe9"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", script, *args], capture_output=True, check=False
+        )
+        assert done.returncode == 1, done.stderr
+        assert b"byte 0xe9, which is not UTF-8" in done.stderr
+        assert b"unexpected" not in done.stderr and len(done.stderr.splitlines()) == 1
+    corpus = tmp_path / "s.jsonl"
+    corpus.write_text('{"id": "1", "question": "Caf\\udce9", "answer": "a"}\n')
+    with pytest.raises(InputError, match=r"s.jsonl, line 1: holds \\udce9, a lone surrogate"):
+        list(open_corpus(corpus).chunks(8))
+
+
+def test_piped_lines_each_get_one_json_line_and_a_bad_one_does_not_stop_the_rest(
+    numbered: Path,
+) -> None:
+    piped = b"How do I reset my password?\n\nCaf\xe9\nQ2\n"
+    result = run("query", numbered, "--json", "-k", "1", input=piped)
+    assert result.exit_code == 1
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 4
+    assert lines[0]["results"][0]["id"] == "1" and lines[3]["results"][0]["id"] == "2"
+    assert lines[1]["error"].startswith("every question must be a non-empty string")
+    assert "byte 0xe9" in lines[2]["error"] and lines[2]["answered"] is False
+    assert "2 of 4 lines got no answer (lines 2, 3)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"id": "n", "question": "q", "answer": "a", "x": NaN}', "NaN is not a JSON value"),
+        ('{"id": "n", "question": "q", "x": -Infinity}', "-Infinity is not a JSON value"),
+        ('{"id": "n", "question": "q", "x": ' + "[" * 5000 + "]" * 5000 + "}", "nested too"),
+        ('{"id": "n", "question": "q", "x": ' + "9" * 5000 + "}", "bad JSON: Exceeds the limit"),
+        ('{"id": "n", "question": "q" "x"}', "bad JSON: Expecting ',' delimiter (column 29)"),
+    ],
+    ids=["nan", "infinity", "deep", "huge-int", "syntax"],
+)
+def test_json_lines_that_are_not_plain_json_name_their_line(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "ok", "question": "fine", "answer": "a"}\n' + line + "\n")
+    with pytest.raises(InputError, match=r"c\.jsonl, line 2: ") as caught:
+        list(open_corpus(corpus).chunks(8))
+    assert message in str(caught.value)
+
+
+def test_a_pathological_manifest_is_an_index_error(tmp_path: Path) -> None:
+    for text, reason in (("[" * 5000 + "]" * 5000, "nested too deeply"), ("9" * 5000, "limit")):
+        with pytest.raises(IndexFolderError, match=rf"cannot be read \(.*{reason}.*rebuild"):
+            Manifest.from_json(text)
