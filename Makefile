@@ -31,7 +31,7 @@ lint: setup
 	$(BIN)/mypy semsearch
 
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -rs
 
 bench: setup
 	$(BIN)/python bench/encode.py

@@ -50,6 +50,23 @@ _BY_STATUS: dict[int, type[ServiceError]] = {
 }
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an error: following it would send the API key to wherever the
+    Location header points, and would turn a POST into a GET."""
+
+    def redirect_request(
+        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> None:
+        raise ServiceError(
+            f"{req.full_url} answered {code}, a redirect to {newurl}: the client does not "
+            "follow redirects (the API key would go along); give the server's own address",
+            code,
+        )
+
+
+_OPENER = urllib.request.build_opener(_RefuseRedirects)
+
+
 class Client:
     """Talks to one `semsearch serve` at `url`; safe to share between threads."""
 
@@ -121,7 +138,7 @@ class Client:
             headers["Authorization"] = f"Bearer {self._api_key}"
         request = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with _OPENER.open(request, timeout=self.timeout) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:
             raise _from_http_error(exc, self.url + path) from None

@@ -122,3 +122,73 @@ def test_a_pathological_manifest_is_an_index_error(tmp_path: Path) -> None:
     for text, reason in (("[" * 5000 + "]" * 5000, "nested too deeply"), ("9" * 5000, "limit")):
         with pytest.raises(IndexFolderError, match=rf"cannot be read \(.*{reason}.*rebuild"):
             Manifest.from_json(text)
+
+
+def test_client_refuses_a_redirect_and_never_sends_the_key_elsewhere() -> None:
+    import http.server
+    import threading
+
+    from semsearch.client import Client
+    from semsearch.errors import ServiceError
+
+    seen: list[str | None] = []
+
+    class Elsewhere(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"[]")
+
+        do_POST = do_GET
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    target = f"http://127.0.0.1:{other.server_address[1]}/search"
+
+    class Redirecting(Elsewhere):
+        def do_POST(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.end_headers()
+
+    first = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    for server in (first, other):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = Client(f"http://127.0.0.1:{first.server_address[1]}", api_key="secret-key")
+        with pytest.raises(ServiceError, match=r"answered 302, a redirect to .*does not follow"):
+            client.search("hello")
+        assert seen == []  # the other server never heard from the client
+    finally:
+        for server in (first, other):
+            server.shutdown()
+
+
+def test_serve_listens_before_it_announces_its_url(numbered: Path) -> None:
+    import os
+    import re
+    import urllib.request
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "semsearch", "serve", str(numbered), "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            found = re.search(r"at (http://127\.0\.0\.1:\d+) ", line)
+            if found:
+                break
+        else:
+            raise AssertionError("no URL announced")
+        # at once, no retry: a socket that is not listening yet would refuse this
+        with urllib.request.urlopen(found.group(1) + "/health", timeout=60) as response:
+            assert response.status == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=60)

@@ -147,8 +147,12 @@ def _quiet_signals() -> Iterator[None]:
 
 
 def serve(service: Service, config: ServeConfig, log_level: str = "info") -> None:
-    """Bind, announce the URL on stderr, and serve until SIGTERM or Ctrl-C."""
+    """Bind, listen, announce the URL on stderr, and serve until SIGTERM or Ctrl-C.
+
+    The socket listens before the URL is announced, so a client that connects as soon as
+    it reads the line waits in the backlog instead of being refused."""
     sock = bind(config.host, config.port)
+    sock.listen(2048)  # uvicorn's own default backlog
     url = url_of(sock)
     notes = ["API key required" if config.api_key else "no API key"]
     notes.append("micro-batching on" if config.batching else "micro-batching off")
