@@ -224,10 +224,9 @@ def _json_object(path: Path, line: int, text: str) -> dict[str, Any]:
         value = json.loads(text, parse_constant=refuse_constant)
     except json.JSONDecodeError as exc:
         raise _error(path, line, f"bad JSON: {exc.msg} (column {exc.colno})") from None
-    except RecursionError:
-        raise _error(path, line, "JSON nested too deeply to read") from None
-    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
-        raise _error(path, line, f"bad JSON: {exc}") from None
+    except (RecursionError, ValueError) as exc:  # too deep; an integer of 4,300+ digits
+        detail = "nested too deeply to read" if isinstance(exc, RecursionError) else str(exc)
+        raise _error(path, line, f"bad JSON: {detail}") from None
     if not isinstance(value, dict):
         raise _error(path, line, f"expected a JSON object {{...}}, got {_json_kind(value)}")
     problem = not_utf8(json.dumps(value, ensure_ascii=False), from_json=True)
