@@ -179,7 +179,7 @@ def test_retrieval_errors(tmp_path, tiny_sbert):
 @pytest.mark.data
 def test_sweep_writes_png_whose_best_cell_matches_the_table(tiny_bert, tmp_path):
     pytest.importorskip("matplotlib")
-    plot = tmp_path / "plots" / "sweep.png"
+    plot = tmp_path / "sweep.png"
     args = ("eval", "sweep", shared_data("stsb"), "--limit", "40", "--model", tiny_bert)
     data = run_json(*args, "--plot", plot)
     content = plot.read_bytes()

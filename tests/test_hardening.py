@@ -192,3 +192,16 @@ def test_serve_listens_before_it_announces_its_url(numbered: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+def test_eval_outputs_are_refused_in_a_missing_folder(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("sentence1,sentence2,score\na,b,1\nc,d,2\ne,f,3\n")
+    missing = tmp_path / "nonexistent" / "dir"
+    swept = run("eval", "sweep", pairs, "--plot", missing / "x.png")
+    assert swept.exit_code == 1
+    assert f"the folder {missing} does not exist; create it first" in swept.stderr
+    beir = run("eval", "retrieval", tmp_path, "--per-query", missing / "q.jsonl")
+    assert beir.exit_code == 1 and "does not exist; create it first" in beir.stderr
+    assert not (tmp_path / "nonexistent").exists()

@@ -61,6 +61,16 @@ def _progress(quiet: bool) -> bool | None:
     return False if quiet else None  # None: a bar when stderr is a terminal
 
 
+def _refuse_missing_folder(path: Path, option: str) -> None:
+    """Write only into a folder that exists: a typo must not create folders."""
+    from semsearch.errors import InputError
+
+    if not path.parent.is_dir():
+        raise InputError(
+            f"{option} {path}: the folder {path.parent} does not exist; create it first"
+        )
+
+
 def _note(message: str, quiet: bool) -> None:
     if not quiet:
         typer.echo(message, err=True)
@@ -172,6 +182,8 @@ def retrieval(
 
     if k < 1:
         raise InputError(f"k must be at least 1, got {k}", setting="k")
+    if per_query:
+        _refuse_missing_folder(per_query, "--per-query")
     settings = options.settings(index={"type": index_type})
     resolve_type(settings.index.type, 0)  # an unknown type fails before any reading
     beir = BeirFolder.open(folder, split)
@@ -238,6 +250,7 @@ def sweep(
     from semsearch.evaluation.sweep import plot_sweep, run_sweep
 
     require("matplotlib", "eval sweep's heatmap")
+    _refuse_missing_folder(plot, "--plot")
     settings = EncoderOptions(
         config=config, model=model, skip_special=skip_special,
         max_seq_length=max_seq_length, device=device, batch_size=batch_size,

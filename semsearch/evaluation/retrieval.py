@@ -202,7 +202,6 @@ def evaluate_retrieval(
 def write_per_query(result: RetrievalResult, beir: BeirFolder, path: str | Path) -> Path:
     """One JSON line per evaluated query: its metrics, its judgements and its top 10 hits."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as handle:
         for query, metrics in result.per_query.items():
             relevance = beir.qrels[query]

@@ -242,7 +242,6 @@ def plot_sweep(result: SweepResult, path: str | Path) -> Path:
     from matplotlib.patches import Rectangle
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     values = 100 * result.table
     n_rows, n_cols = values.shape
     figure = Figure(figsize=(1.15 * n_cols + 3.6, 0.42 * n_rows + 1.9), dpi=120)
