@@ -214,8 +214,8 @@ class _CsvTable(_Table):
 
 
 def _json_object(path: Path, line: int, text: str) -> dict[str, Any]:
-    """One JSON object, or an error naming the line: NaN and Infinity are not JSON, an
-    escaped lone surrogate is not text, and depth and number size have limits."""
+    """One JSON object, or an error naming the line: no NaN/Infinity, no lone surrogate
+    (only a \\u escape gives one), and limits on depth and number size."""
 
     def refuse_constant(name: str) -> Any:
         raise _error(path, line, f"{name} is not a JSON value: give a number, a string or null")
@@ -229,7 +229,7 @@ def _json_object(path: Path, line: int, text: str) -> dict[str, Any]:
         raise _error(path, line, f"bad JSON: {detail}") from None
     if not isinstance(value, dict):
         raise _error(path, line, f"expected a JSON object {{...}}, got {_json_kind(value)}")
-    problem = not_utf8(json.dumps(value, ensure_ascii=False), from_json=True)
+    problem = "\\u" in text and not_utf8(json.dumps(value, ensure_ascii=False), from_json=True)
     if problem:
         raise _error(path, line, f"holds {problem}, which is not text: fix that escape")
     return value

@@ -31,17 +31,11 @@ KEYS = (
     "precision",
 )
 
-RESTORED = (
-    "kind",
-    "model",
-    "pooling",
-    "layers",
-    "layer_combine",
-    "skip_special_tokens",
-    "max_seq_length",
-    "normalize",
+RESTORED = tuple(
+    key for key in KEYS if key not in ("weights_sha256", "dim", "backend", "precision")
 )
-"""Settings an index's fingerprint gives back to the encoder that queries it."""
+"""Settings an index's fingerprint gives back to the encoder that queries it (the
+others are what the model or the run decided)."""
 
 RAW_BERT_ONLY = ("pooling", "layers", "layer_combine")
 """A sentence-transformers model keeps its own pooling; these apply to raw BERT only."""

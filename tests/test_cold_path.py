@@ -119,17 +119,29 @@ def test_without_a_cached_export_torch_loads_once_then_never(
     assert json.loads(first) == json.loads(second)
 
 
-def test_cached_and_fresh_encoders_give_identical_vectors(tiny_bert: Path) -> None:
+def test_cached_and_fresh_encoders_give_identical_vectors(
+    tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import semsearch.encoders
+
+    monkeypatch.setenv("SEMSEARCH_CACHE", str(tmp_path / "cache"))  # nothing exported yet
+    real_loader = semsearch.encoders._load_torch_model
     options = {"kind": "bert", "model": str(tiny_bert), "pooling": "mean", "layers": "-2,-1"}
     texts = ["a first text", "", "and a much longer second text " * 20]
     for backend in ("onnx", "onnx-int8"):
+        monkeypatch.setattr(semsearch.encoders, "_load_torch_model", real_loader)
         fresh = load_encoder(backend=backend, max_seq_length=64, **options)
-        vectors = fresh.encode(texts)
+        vectors = fresh.encode(texts)  # exports
+        monkeypatch.setattr(semsearch.encoders, "_load_torch_model", _no_torch)
         cached = load_encoder(backend=backend, max_seq_length=64, **options)
         assert cached.fingerprint == fresh.fingerprint
         assert (cached.spec, cached.dim) == (fresh.spec, fresh.dim)
         np.testing.assert_array_equal(cached.encode(texts), vectors)
         assert cached.truncated == fresh.truncated == 1
+
+
+def _no_torch(*args: object) -> None:
+    raise AssertionError("the cached encoder loaded the model in torch")
 
 
 @pytest.mark.real
