@@ -200,7 +200,11 @@ def test_interactive_prompt_in_a_terminal(built):
         os.write(leader, b":help\n")
         assert ":threshold T" in _read_until(leader, "? ")
         os.write(leader, b":k zero\n")
-        assert "bad value for :k" in _read_until(leader, "? ")
+        assert "bad value for :k: 'zero' is not a whole number, e.g. :k 3" in _read_until(
+            leader, "? "
+        )
+        os.write(leader, b":threshold high\n")
+        assert "'high' is not a number, e.g. :threshold 0.4" in _read_until(leader, "? ")
         os.write(leader, b":quit\n")
         assert process.wait(timeout=30) == 0
     finally:

@@ -240,7 +240,7 @@ def test_read_labelled_tab_and_csv(tmp_path):
     assert read_labelled(other).labels == ["greet"]
     unlabelled = tmp_path / "unlabelled.csv"
     unlabelled.write_text("text,topic\nhi,x\n", encoding="utf-8")
-    with pytest.raises(InputError, match="no label column among text, topic; pass --label-field"):
+    with pytest.raises(InputError, match="no label column among text, topic; name the label field"):
         read_labelled(unlabelled)
     bad = tmp_path / "bad.tsv"
     bad.write_text("no label here\n", encoding="utf-8")

@@ -46,7 +46,9 @@ SplitOpt = Annotated[
 ]
 LimitOpt = Annotated[
     int | None,
-    typer.Option("--limit", help="Only the first N pairs.", rich_help_panel=DATA_PANEL),
+    typer.Option(
+        "--limit", help="Only the first N pairs (default: all).", rich_help_panel=DATA_PANEL
+    ),
 ]
 StsFileArg = Annotated[
     Path,
@@ -146,7 +148,10 @@ def retrieval(
     ] = "test",
     index_type: Annotated[
         str | None,
-        typer.Option("--index-type", help="auto, flat, hnsw, ivf or sq8: compare ANN to flat."),
+        typer.Option(
+            "--index-type",
+            help="auto (default), flat, hnsw, ivf or sq8: compare ANN to flat.",
+        ),
     ] = None,
     text_field: Annotated[
         str | None,
@@ -294,7 +299,7 @@ def classify(
         int | None,
         typer.Option(
             "--limit-train",
-            help="Train on N texts drawn at random (seeded) for speed.",
+            help="Train on N texts drawn at random (seeded) for speed (default: all).",
             rich_help_panel=DATA_PANEL,
         ),
     ] = None,
@@ -304,11 +309,19 @@ def classify(
     ] = 0,
     text_field: Annotated[
         str | None,
-        typer.Option("--text-field", help="Text column (CSV).", rich_help_panel=DATA_PANEL),
+        typer.Option(
+            "--text-field",
+            help="Text column (CSV; default: text, sentence, ... as found).",
+            rich_help_panel=DATA_PANEL,
+        ),
     ] = None,
     label_field: Annotated[
         str | None,
-        typer.Option("--label-field", help="Label column (CSV).", rich_help_panel=DATA_PANEL),
+        typer.Option(
+            "--label-field",
+            help="Label column (CSV; default: label, category, ... as found).",
+            rich_help_panel=DATA_PANEL,
+        ),
     ] = None,
     options: EncoderOptions = DEFAULT_ENCODER_OPTIONS,
     quiet: QuietOpt = False,

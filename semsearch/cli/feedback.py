@@ -22,6 +22,7 @@ FLAGS = {
     "threads": "--threads",
     "index_type": "--index-type",
     "text_field": "--text-field",
+    "label_field": "--label-field",
     "k": "-k",
     "threshold": "--threshold",
     "merge": "--merge",

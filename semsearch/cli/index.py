@@ -21,7 +21,13 @@ FIELDS_PANEL = "Corpus fields"
 IndexArg = Annotated[Path, typer.Argument(help="Index folder, e.g. indexes/faq.")]
 CorpusArg = Annotated[Path, typer.Argument(help=".csv, .tsv, .jsonl, .txt or a BEIR folder.")]
 TextFieldOpt = Annotated[
-    str | None, typer.Option("--text-field", help="Column to embed.", rich_help_panel=FIELDS_PANEL)
+    str | None,
+    typer.Option(
+        "--text-field",
+        help="Column to embed (default: the first of question, query, text, sentence, title, "
+        "content, body).",
+        rich_help_panel=FIELDS_PANEL,
+    ),
 ]
 AnswerFieldOpt = Annotated[
     str | None,
@@ -47,7 +53,10 @@ StrictOpt = Annotated[
 ]
 IndexTypeOpt = Annotated[
     str | None,
-    typer.Option("--index-type", help="auto, flat, hnsw, ivf or sq8 (compressed)."),
+    typer.Option(
+        "--index-type",
+        help="auto (default: flat, hnsw from 50,000 vectors), flat, hnsw, ivf or sq8 (compressed).",
+    ),
 ]
 
 

@@ -7,6 +7,7 @@ import sys
 from typing import Annotated, Any
 
 import typer
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
 from semsearch import __version__
@@ -17,11 +18,34 @@ from semsearch.errors import SemsearchError
 class SemsearchGroup(TyperGroup):
     """Turn errors into `semsearch: error: ...` unless --debug asks for the traceback."""
 
+    def main(self, *args: Any, **extra: Any) -> Any:
+        """Usage errors (a bad option value, a missing argument) in the same one-line
+        style as every other error, instead of typer's box; exit code 2 as click's."""
+        standalone = extra.pop("standalone_mode", True)
+        extra["standalone_mode"] = False
+        if not standalone:
+            return super().main(*args, **extra)
+        try:
+            result = super().main(*args, **extra)
+        except NoArgsIsHelpError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "semsearch"
+            typer.echo(f"semsearch: error: {exc.format_message()} (see '{where} --help')", err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("semsearch: error: interrupted", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
     def invoke(self, ctx: Any) -> Any:  # typer's vendored click Context
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # typer's own exits and usage errors print themselves
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): typer exits quietly
         except Exception as exc:
             if _debug(ctx):
                 raise

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from semsearch.config import Settings, load_settings
+from semsearch.config import EncoderConfig, Settings, load_settings
 from semsearch.errors import InputError
 
 if TYPE_CHECKING:
     from semsearch.encoders import Encoder
 
 ENCODER_PANEL = "Encoder"
+_D = EncoderConfig  # its class attributes are the defaults the help states
 
 ConfigOpt = Annotated[
     Path | None,
@@ -35,14 +36,16 @@ KindOpt = Annotated[
 ModelOpt = Annotated[
     str | None,
     typer.Option(
-        "--model", help="Short name, local folder or hub name.", rich_help_panel=ENCODER_PANEL
+        "--model",
+        help=f"Short name, local folder or hub name (default {_D.model}).",
+        rich_help_panel=ENCODER_PANEL,
     ),
 ]
 PoolingOpt = Annotated[
     str | None,
     typer.Option(
         "--pooling",
-        help="Raw BERT: cls, pooler, mean, max, mean_max, last.",
+        help=f"Raw BERT: cls, pooler, mean, max, mean_max, last (default {_D.pooling}).",
         rich_help_panel=ENCODER_PANEL,
     ),
 ]
@@ -50,7 +53,7 @@ LayersOpt = Annotated[
     str | None,
     typer.Option(
         "--layers",
-        help="Raw BERT hidden states: -1, -2, 0 or -4,-3,-2,-1.",
+        help="Raw BERT hidden states: -1 (default, the last), -2, 0 or -4,-3,-2,-1.",
         rich_help_panel=ENCODER_PANEL,
     ),
 ]
@@ -58,7 +61,7 @@ CombineOpt = Annotated[
     str | None,
     typer.Option(
         "--layer-combine",
-        help="Join several layers: concat, sum, mean.",
+        help=f"Join several layers: concat, sum, mean (default {_D.layer_combine}).",
         rich_help_panel=ENCODER_PANEL,
     ),
 ]
@@ -66,7 +69,7 @@ SkipSpecialOpt = Annotated[
     bool | None,
     typer.Option(
         "--skip-special/--keep-special",
-        help="Leave [CLS]/[SEP] out of mean/max pooling.",
+        help="Leave [CLS]/[SEP] out of mean/max pooling (default: keep them).",
         rich_help_panel=ENCODER_PANEL,
     ),
 ]
@@ -74,7 +77,7 @@ MaxLenOpt = Annotated[
     int | None,
     typer.Option(
         "--max-seq-length",
-        help="Truncate inputs to this many tokens.",
+        help="Truncate inputs to this many tokens (default: the model's limit).",
         rich_help_panel=ENCODER_PANEL,
     ),
 ]
@@ -82,19 +85,23 @@ DeviceOpt = Annotated[
     str | None,
     typer.Option(
         "--device",
-        help="auto (CUDA when present), cpu, cuda, cuda:N.",
+        help="auto (default: CUDA when present), cpu, cuda, cuda:N.",
         rich_help_panel=ENCODER_PANEL,
     ),
 ]
 BatchOpt = Annotated[
     int | None,
-    typer.Option("--batch-size", help="Texts per forward pass.", rich_help_panel=ENCODER_PANEL),
+    typer.Option(
+        "--batch-size",
+        help=f"Texts per forward pass (default {_D.batch_size}).",
+        rich_help_panel=ENCODER_PANEL,
+    ),
 ]
 BackendOpt = Annotated[
     str | None,
     typer.Option(
         "--backend",
-        help="auto (onnx on CPU, torch on CUDA), torch, onnx (same vectors, faster), "
+        help="auto (default: onnx on CPU, torch on CUDA), torch, onnx (same vectors, faster), "
         "onnx-int8 (quantized: fastest, other vectors).",
         rich_help_panel=ENCODER_PANEL,
     ),

@@ -62,7 +62,9 @@ def query(
     threshold: Annotated[
         float | None,
         typer.Option(
-            "--threshold", help="Minimum cosine score for an answer; calibrate per model."
+            "--threshold",
+            help="Minimum cosine score for an answer (default: none, the best hit answers); "
+            "calibrate per model.",
         ),
     ] = None,
     options: EncoderOptions = DEFAULT_ENCODER_OPTIONS,
@@ -162,17 +164,27 @@ def _command(engine: SearchEngine, line: str) -> str | None:
         if name == "help":
             typer.echo(HELP)
         elif name == "k":
-            engine.config = _replace(engine, k=int(argument))
+            engine.config = _replace(engine, k=_number(argument, int, ":k 3"))
             typer.echo(f"k = {engine.config.k}")
         elif name == "threshold":
-            value = None if argument in ("off", "none", "") else float(argument)
+            off = argument in ("off", "none", "")
+            value = None if off else _number(argument, float, ":threshold 0.4")
             engine.config = _replace(engine, threshold=value)
             typer.echo(f"threshold = {engine.config.threshold}")
         else:
             typer.echo(f"unknown command :{name}; :help lists them", err=True)
-    except (ValueError, ConfigError) as exc:
+    except ConfigError as exc:
         typer.echo(f"semsearch: error: bad value for :{name}: {exc}", err=True)
     return None
+
+
+def _number(argument: str, kind: type[int] | type[float], example: str) -> Any:
+    """The prompt command's number, or an error that shows the form it takes."""
+    try:
+        return kind(argument)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{argument!r} is not {what}, e.g. {example}") from None
 
 
 def _replace(engine: SearchEngine, **changes: Any) -> Any:

@@ -220,12 +220,18 @@ def _pick(
     lowered = [name.strip().lower() for name in names]
     if given is not None:
         if given.strip().lower() not in lowered:
-            raise InputError(f"{path} has no column {given!r}; columns: {', '.join(names)}")
+            raise InputError(
+                f"{path} has no column {given!r}; columns: {', '.join(names)}",
+                setting=f"{what}_field",
+            )
         return lowered.index(given.strip().lower())
     for name in known:
         if name in lowered:
             return lowered.index(name)
-    raise InputError(f"{path}: no {what} column among {', '.join(names)}; pass --{what}-field")
+    raise InputError(
+        f"{path}: no {what} column among {', '.join(names)}; name the {what} field",
+        setting=f"{what}_field",
+    )
 
 
 def read_labelled(

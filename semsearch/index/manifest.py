@@ -38,6 +38,17 @@ class IndexSection:
     metric: str = "inner_product"
 
 
+INDEX_KEY_TYPES: dict[str, type] = {
+    "type": str,
+    "faiss_factory": str,
+    "count": int,
+    "deleted": int,
+    "params": dict,
+    "metric": str,
+}
+"""Each key of the manifest's "index" object and the JSON type it must have."""
+
+
 @dataclass(frozen=True)
 class Manifest:
     """The whole manifest.json; `to_json`/`from_json` round-trip it exactly."""
@@ -94,22 +105,40 @@ class Manifest:
                 f"index format {version} is newer than this semsearch supports "
                 f"({FORMAT_VERSION}): upgrade semsearch"
             )
-        try:
-            index = IndexSection(**data["index"])
-            return cls(
-                semsearch_version=data["semsearch_version"],
-                created=data["created"],
-                updated=data["updated"],
-                encoder=dict(data["encoder"]),
-                index=index,
-                fields=dict(data.get("fields", {})),
-                checksums=dict(data["checksums"]),
-                format_version=version,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
+        index = _object(data, "index", source)
+        wanted = set(INDEX_KEY_TYPES)
+        required = {"type", "faiss_factory", "count"}
+        if missing := sorted(required - set(index)):
             raise IndexFolderError(
-                f"{source} is incomplete or malformed ({exc!r}): rebuild the index"
-            ) from None
+                f"{source}: the index entry lacks {', '.join(missing)}: rebuild the index"
+            )
+        if unknown := sorted(set(index) - wanted):
+            raise IndexFolderError(
+                f"{source}: the index entry has unknown keys {', '.join(unknown)}: "
+                "rebuild the index"
+            )
+        for key, value in index.items():
+            kind = INDEX_KEY_TYPES[key]
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise IndexFolderError(
+                    f"{source}: index.{key} should be {kind.__name__}, not {value!r:.40}: "
+                    "rebuild the index"
+                )
+        for key in ("semsearch_version", "created", "updated"):
+            if not isinstance(data.get(key), str):
+                raise IndexFolderError(
+                    f"{source}: {key!r} is missing or not a string: rebuild the index"
+                )
+        return cls(
+            semsearch_version=data["semsearch_version"],
+            created=data["created"],
+            updated=data["updated"],
+            encoder=_object(data, "encoder", source),
+            index=IndexSection(**index),
+            fields=_object(data, "fields", source, required=False),
+            checksums=_object(data, "checksums", source),
+            format_version=version,
+        )
 
     @classmethod
     def read(cls, folder: Path) -> Manifest:
@@ -124,3 +153,15 @@ class Manifest:
         except (OSError, UnicodeDecodeError) as exc:
             raise IndexFolderError(f"cannot read {path}: {exc}") from None
         return cls.from_json(text, source=str(path))
+
+
+def _object(data: dict[str, Any], key: str, source: str, required: bool = True) -> dict[str, Any]:
+    """The JSON object at `key`, or an error that names the key."""
+    if key not in data and not required:
+        return {}
+    value = data.get(key)
+    if key not in data:
+        raise IndexFolderError(f"{source} has no {key!r} entry: rebuild the index")
+    if not isinstance(value, dict):
+        raise IndexFolderError(f"{source}: {key!r} is not a JSON object: rebuild the index")
+    return dict(value)

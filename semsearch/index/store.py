@@ -127,12 +127,17 @@ class IndexStore:
                     "rebuild the index with `semsearch index`"
                 )
         section = manifest.index
-        if section.type not in DEFAULT_PARAMS or set(section.params) != set(
-            DEFAULT_PARAMS[section.type]
-        ):
+        if section.type not in DEFAULT_PARAMS:
             raise IndexFolderError(
-                f"{path / MANIFEST_FILE} names an unknown index type {section.type!r} or "
-                f"wrong parameters {section.params}: rebuild the index"
+                f"{path / MANIFEST_FILE} names an unknown index type {section.type!r} "
+                f"(this semsearch knows {', '.join(DEFAULT_PARAMS)}): rebuild the index"
+            )
+        if set(section.params) != set(DEFAULT_PARAMS[section.type]):
+            expected = ", ".join(DEFAULT_PARAMS[section.type]) or "none"
+            given = ", ".join(section.params) or "none"
+            raise IndexFolderError(
+                f"{path / MANIFEST_FILE}: a {section.type} index needs the parameters "
+                f"{expected}, the manifest gives {given}: rebuild the index"
             )
         vectors = VectorIndex.load(path / VECTORS_FILE, section.type, section.params)
         records = RecordStore.open(path / RECORDS_FILE)
