@@ -25,9 +25,14 @@ LAYER_COMBINES = ("concat", "sum", "mean")
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 CUDA_DTYPES = ("float16", "bfloat16", "float32")
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+MODES = ("hybrid", "dense", "lexical")
+FUSIONS = ("convex", "rrf")
+DENSE_WEIGHT = 0.7
+"""Hybrid's share for the dense views (the rest is BM25's); chosen on the shared FAQ sets,
+see the README's retrieval table."""
 
 
-def _choice(name: str, value: str, valid: tuple[str, ...], setting: str) -> str:
+def _choice(name: str, value: str, valid: tuple[str, ...], setting: str | None) -> str:
     if value not in valid:
         raise ConfigError(
             f"unknown {name} {value!r}: choose one of {', '.join(valid)}", setting=setting
@@ -116,7 +121,8 @@ class IndexConfig:
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """How questions are answered: hits per question and the "no answer" threshold.
+    """How questions are answered: hits per question, the "no answer" threshold, and how
+    the index's parts are ranked (`mode`; the fusion and its weights, see semsearch.fusion).
 
     The threshold is a cosine similarity and must be calibrated per model: raw BERT
     scores sit high even for unrelated texts.
@@ -125,10 +131,21 @@ class SearchConfig:
     k: int = 5
     threshold: float | None = None
     dedupe: bool = True
+    mode: str = "hybrid"
+    fusion: str = "convex"
+    dense_weight: float = DENSE_WEIGHT
+    rrf_k: int = 60
+    candidates: int = 100
 
     def __post_init__(self) -> None:
         if self.k < 1:
             raise ConfigError("k must be at least 1", setting="k")
+        _choice("mode", self.mode, MODES, "mode")
+        _choice("[search] fusion", self.fusion, FUSIONS, None)
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise ConfigError(f"[search] dense_weight {self.dense_weight} is not in [0, 1]")
+        if self.rrf_k < 1 or self.candidates < 1:
+            raise ConfigError("[search] rrf_k and candidates must be at least 1")
         if self.threshold is not None and not -1.0 <= self.threshold <= 1.0:
             raise ConfigError(
                 f"threshold {self.threshold} is not a cosine in [-1, 1]", setting="threshold"

@@ -6,12 +6,17 @@ the Python client reads them back with `from_json()` / `batch_from_json()`; the 
 page and the pydantic response models in `semsearch.service.schemas` read this shape
 too (a test keeps those models equal to it).
 
-    {"question": "...", "answered": true, "threshold": 0.5,
-     "results": [{"id", "score", "text", "answer", "metadata", "rank"}, ...]}
+    {"question": "...", "answered": true, "threshold": 0.5, "mode": "hybrid",
+     "results": [{"id", "score", "text", "answer", "metadata", "rank", "scores"}, ...]}
+
+`score` is what ranked the hit: the fused score in hybrid mode, the cosine in dense
+mode, BM25 in lexical mode. `scores` (hybrid and lexical modes) holds each part's own:
+`dense` (the cosine with the entry's indexed text, which "answered" and the threshold
+judge), `question` or `joint` (the cosine with the second view) and `lexical` (BM25).
 
 Several questions (POST /search with "queries"):
 
-    {"results": [[hit, ...], ...], "answered": [true, ...], "threshold": 0.5}
+    {"results": [[hit, ...], ...], "answered": [true, ...], "threshold": 0.5, "mode": ...}
 
 Scores are rounded to 6 places in JSON, so a round trip keeps everything else exactly.
 Standard library only: the client imports this without numpy, FAISS or torch.
@@ -28,7 +33,7 @@ SCORE_DIGITS = 6
 
 @dataclass(frozen=True)
 class Hit:
-    """One known entry that answers the question; `score` is the cosine similarity."""
+    """One known entry that answers the question; `score` ranked it (see above)."""
 
     id: str
     score: float
@@ -36,10 +41,16 @@ class Hit:
     answer: str
     metadata: dict[str, Any]
     rank: int
+    scores: dict[str, float] | None = None
+
+    @property
+    def cosine(self) -> float:
+        """The cosine with the entry's indexed text: what the threshold judges."""
+        return self.scores["dense"] if self.scores else self.score
 
     def to_json(self) -> dict[str, Any]:
-        """{"id", "score" (6 places), "text", "answer", "metadata", "rank"}"""
-        return {
+        """{"id", "score" (6 places), "text", "answer", "metadata", "rank"[, "scores"]}"""
+        data = {
             "id": self.id,
             "score": round(self.score, SCORE_DIGITS),
             "text": self.text,
@@ -47,10 +58,14 @@ class Hit:
             "metadata": self.metadata,
             "rank": self.rank,
         }
+        if self.scores is not None:
+            data["scores"] = {name: round(v, SCORE_DIGITS) for name, v in self.scores.items()}
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Hit:
-        """The inverse of `to_json`; `metadata` and `rank` may be absent (then {} and 0)."""
+        """The inverse of `to_json`; `metadata`, `rank` and `scores` may be absent."""
+        scores = data.get("scores")
         return cls(
             id=data["id"],
             score=float(data["score"]),
@@ -58,6 +73,7 @@ class Hit:
             answer=data["answer"],
             metadata=dict(data.get("metadata") or {}),
             rank=int(data.get("rank", 0)),
+            scores={str(k): float(v) for k, v in scores.items()} if scores else None,
         )
 
 
@@ -69,13 +85,14 @@ class SearchResult:
     hits: list[Hit]
     answered: bool
     threshold: float | None
+    mode: str | None = None  # what ranked the hits: hybrid, dense or lexical
 
     @property
     def confident(self) -> list[Hit]:
         """The hits at or above the threshold (all of them when there is none)."""
         if self.threshold is None:
             return self.hits
-        return [hit for hit in self.hits if hit.score >= self.threshold]
+        return [hit for hit in self.hits if hit.cosine >= self.threshold]
 
     def to_json(self) -> dict[str, Any]:
         """{"question", "answered", "threshold", "results": [hit, ...]}"""
@@ -83,6 +100,7 @@ class SearchResult:
             "question": self.question,
             "answered": self.answered,
             "threshold": self.threshold,
+            "mode": self.mode,
             "results": [hit.to_json() for hit in self.hits],
         }
 
@@ -94,6 +112,7 @@ class SearchResult:
             hits=[Hit.from_json(hit) for hit in data["results"]],
             answered=bool(data["answered"]),
             threshold=data.get("threshold"),
+            mode=data.get("mode"),
         )
 
 
@@ -104,6 +123,7 @@ def batch_to_json(results: Sequence[SearchResult]) -> dict[str, Any]:
         "results": [[hit.to_json() for hit in result.hits] for result in results],
         "answered": [result.answered for result in results],
         "threshold": results[0].threshold if results else None,
+        "mode": results[0].mode if results else None,
     }
 
 
@@ -114,8 +134,8 @@ def batch_from_json(data: Mapping[str, Any], questions: Sequence[str]) -> list[S
     if len(rows) != len(questions):
         raise ValueError(f"{len(rows)} results for {len(questions)} questions")
     answered = data.get("answered") or [bool(row) for row in rows]
-    threshold = data.get("threshold")
+    threshold, mode = data.get("threshold"), data.get("mode")
     return [
-        SearchResult(question, [Hit.from_json(hit) for hit in row], bool(flag), threshold)
+        SearchResult(question, [Hit.from_json(hit) for hit in row], bool(flag), threshold, mode)
         for question, row, flag in zip(questions, rows, answered, strict=True)
     ]

@@ -19,6 +19,7 @@ from semsearch.errors import ConfigError, InputError
 from semsearch.fingerprint import check as check_fingerprint
 from semsearch.fingerprint import encoder_config
 from semsearch.index import IndexStore
+from semsearch.ranking import Ranked, effective_mode, rank
 from semsearch.results import Hit, SearchResult  # defined there; importable from here too
 from semsearch.text import not_utf8
 
@@ -70,9 +71,15 @@ class SearchEngine:
         return self.store.path
 
     def query_batch(
-        self, questions: Sequence[str], k: int | None = None, threshold: float | None = None
+        self,
+        questions: Sequence[str],
+        k: int | None = None,
+        threshold: float | None = None,
+        mode: str | None = None,
     ) -> list[SearchResult]:
-        """Every question's hits, best first, each answer once at its best score."""
+        """Every question's hits, best first, each answer once at its best score.
+
+        `mode` (default: the config's, hybrid) is hybrid, dense or lexical."""
         k = self.config.k if k is None else k
         threshold = self.config.threshold if threshold is None else threshold
         if k < 1:
@@ -85,36 +92,48 @@ class SearchEngine:
             if problem:
                 where = f"question {number}" if len(questions) > 1 else "the question"
                 raise InputError(f"{where} holds {problem}: give it as UTF-8")
+        mode = effective_mode(self.store, mode or self.config.mode)
         if not questions:
             return []
-        vectors = self.encoder.encode(questions)
+        vectors = np.ascontiguousarray(self.encoder.encode(questions), dtype=np.float32)
         # several known questions may share one answer: fetch more, keep each answer once
         fetch = min(self.store.count, k * 4 if self.config.dedupe else k)
-        raw = self.store.search_rowids(
-            np.ascontiguousarray(vectors, dtype=np.float32), max(fetch, 1)
-        )
+        ranked = rank(self.store, vectors, questions, self.config, max(fetch, 1), mode)
         return [
-            self._result(q, found, k, threshold) for q, found in zip(questions, raw, strict=True)
+            self._result(q, found, k, threshold, mode)
+            for q, found in zip(questions, ranked, strict=True)
         ]
 
     def query(
-        self, question: str, k: int | None = None, threshold: float | None = None
+        self,
+        question: str,
+        k: int | None = None,
+        threshold: float | None = None,
+        mode: str | None = None,
     ) -> SearchResult:
-        return self.query_batch([question], k, threshold)[0]
+        return self.query_batch([question], k, threshold, mode)[0]
 
     def search(
-        self, question: str, k: int | None = None, threshold: float | None = None
+        self,
+        question: str,
+        k: int | None = None,
+        threshold: float | None = None,
+        mode: str | None = None,
     ) -> list[Hit]:
         """Hits at or above the threshold; an empty list means "no confident answer"."""
-        return self.query(question, k, threshold).confident
+        return self.query(question, k, threshold, mode).confident
 
     def search_batch(
-        self, questions: Sequence[str], k: int | None = None, threshold: float | None = None
+        self,
+        questions: Sequence[str],
+        k: int | None = None,
+        threshold: float | None = None,
+        mode: str | None = None,
     ) -> list[list[Hit]]:
-        return [result.confident for result in self.query_batch(questions, k, threshold)]
+        return [result.confident for result in self.query_batch(questions, k, threshold, mode)]
 
     def _result(
-        self, question: str, found: list[tuple[int, float]], k: int, threshold: float | None
+        self, question: str, found: list[Ranked], k: int, threshold: float | None, mode: str
     ) -> SearchResult:
         hits: list[Hit] = []
         seen: set[str] = set()
@@ -122,27 +141,26 @@ class SearchEngine:
         # usually does, instead of reading all 4k candidates.
         for start in range(0, len(found), k):
             page = found[start : start + k]
-            records = self.store.records_for(rowid for rowid, _ in page)
-            for rowid, score in page:
-                record = records[rowid]
+            records = self.store.records_for(ranked.rowid for ranked in page)
+            for ranked in page:
+                record = records[ranked.rowid]
                 key = " ".join(record.answer.split())
                 if self.config.dedupe and key in seen:
                     continue
                 seen.add(key)
                 hit = Hit(
                     record.id,
-                    float(score),
+                    ranked.score,
                     record.text,
                     record.answer,
                     record.metadata,
                     len(hits) + 1,
+                    ranked.scores,
                 )
                 hits.append(hit)
                 if len(hits) == k:
-                    return self._answered(question, hits, threshold)
-        return self._answered(question, hits, threshold)
-
-    @staticmethod
-    def _answered(question: str, hits: list[Hit], threshold: float | None) -> SearchResult:
-        answered = bool(hits) and (threshold is None or hits[0].score >= threshold)
-        return SearchResult(question, hits, answered, threshold)
+                    break
+            if len(hits) == k:
+                break
+        answered = bool(hits) and (threshold is None or hits[0].cosine >= threshold)
+        return SearchResult(question, hits, answered, threshold, mode)

@@ -21,11 +21,12 @@ HITS = [
 
 
 def test_result_json_is_the_documented_shape() -> None:
-    result = SearchResult("lost password", HITS, True, 0.5)
+    result = SearchResult("lost password", HITS, True, 0.5, "dense")
     assert result.to_json() == {
         "question": "lost password",
         "answered": True,
         "threshold": 0.5,
+        "mode": "dense",
         "results": [
             {"id": "pw-2", "score": 0.987654, "text": "I forgot my password",
              "answer": "Use the reset link.", "metadata": {"c": "account"}, "rank": 1},
@@ -33,15 +34,27 @@ def test_result_json_is_the_documented_shape() -> None:
              "answer": "File > Export > PDF.", "metadata": {}, "rank": 2},
         ],
     }  # fmt: skip
-    assert list(result.to_json()) == ["question", "answered", "threshold", "results"]
+    assert list(result.to_json()) == ["question", "answered", "threshold", "mode", "results"]
     assert list(HITS[0].to_json()) == ["id", "score", "text", "answer", "metadata", "rank"]
     json.dumps(result.to_json())  # plain JSON types only
+
+
+def test_a_fused_hit_carries_each_part_and_is_judged_on_its_cosine() -> None:
+    scores = {"dense": 0.61234567, "joint": 0.5, "lexical": 3.25}
+    fused = Hit("pw", 0.9, "t", "a", {}, 1, scores)
+    assert fused.to_json()["scores"] == {"dense": 0.612346, "joint": 0.5, "lexical": 3.25}
+    assert fused.cosine == 0.61234567 and HITS[0].cosine == HITS[0].score
+    rounded = Hit("pw", 0.9, "t", "a", {}, 1, {"dense": 0.612346, "joint": 0.5, "lexical": 3.25})
+    assert Hit.from_json(json.loads(json.dumps(fused.to_json()))) == rounded
+    # the threshold judges the cosine (0.61), not the fused score (0.9)
+    assert SearchResult("q", [fused], True, 0.7, "hybrid").confident == []
+    assert SearchResult("q", [fused], True, 0.6, "hybrid").confident == [fused]
 
 
 def test_json_round_trips() -> None:
     rounded = [Hit(h.id, round(h.score, 6), h.text, h.answer, h.metadata, h.rank) for h in HITS]
     for threshold in (0.5, None):
-        result = SearchResult("q", rounded, True, threshold)
+        result = SearchResult("q", rounded, True, threshold, "hybrid")
         again = SearchResult.from_json(json.loads(json.dumps(result.to_json())))
         assert again == result
     assert Hit.from_json(HITS[0].to_json()) == rounded[0]
@@ -52,17 +65,18 @@ def test_json_round_trips() -> None:
 
 
 def test_batch_form_and_its_inverse() -> None:
-    first = SearchResult("one", HITS[:1], True, 0.9)
-    second = SearchResult("two", HITS[1:], False, 0.9)
+    first = SearchResult("one", HITS[:1], True, 0.9, "dense")
+    second = SearchResult("two", HITS[1:], False, 0.9, "dense")
     data = batch_to_json([first, second])
     assert data == {
         "results": [[HITS[0].to_json()], [HITS[1].to_json()]],
         "answered": [True, False],
         "threshold": 0.9,
+        "mode": "dense",
     }
     back = batch_from_json(json.loads(json.dumps(data)), ["one", "two"])
     assert [r.to_json() for r in back] == [first.to_json(), second.to_json()]
-    assert batch_to_json([]) == {"results": [], "answered": [], "threshold": None}
+    assert batch_to_json([]) == {"results": [], "answered": [], "threshold": None, "mode": None}
     assert batch_from_json(batch_to_json([]), []) == []
     with pytest.raises(ValueError, match="2 results for 1 questions"):
         batch_from_json(data, ["one"])

@@ -25,6 +25,7 @@ FLAGS = {
     "label_field": "--label-field",
     "k": "-k",
     "threshold": "--threshold",
+    "mode": "--mode",
     "merge": "--merge",
     "limit": "--limit",
     "limit_train": "--limit-train",

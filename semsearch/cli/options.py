@@ -114,6 +114,14 @@ ThreadsOpt = Annotated[
         rich_help_panel=ENCODER_PANEL,
     ),
 ]
+ModeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mode",
+        help="hybrid (default: the dense views and BM25 fused), dense (cosine only, as "
+        "before hybrid search) or lexical (BM25 only).",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 

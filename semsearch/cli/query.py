@@ -15,6 +15,7 @@ from semsearch.cli.options import (
     DEFAULT_ENCODER_OPTIONS,
     EncoderOptions,
     JsonOpt,
+    ModeOpt,
     with_encoder_options,
 )
 from semsearch.errors import ConfigError, SemsearchError
@@ -31,13 +32,16 @@ HELP = """commands:
 
 
 def render(result: SearchResult) -> str:
-    """A readable block: rank, score, id and matched text, then the answer indented."""
+    """A readable block: rank, cosine (and the fused score that ranked it, in hybrid
+    mode), id and matched text, then the answer indented."""
     lines = [f"Q: {result.question}"]
     if not result.answered:
-        best = f"best score {result.hits[0].score:.3f}" if result.hits else "no entries"
+        best = f"best cosine {result.hits[0].cosine:.3f}" if result.hits else "no entries"
         lines.append(f"   No confident answer ({best} is below the threshold {result.threshold}).")
     for hit in result.confident:
-        lines.append(f"{hit.rank:>3}. {hit.score:.3f}  [{hit.id}] {hit.text}")
+        label = {"hybrid": "fused", "lexical": "bm25"}.get(result.mode or "")
+        fused = f" {label} {hit.score:.3f}" if label and hit.scores else ""
+        lines.append(f"{hit.rank:>3}. {hit.cosine:.3f}{fused}  [{hit.id}] {hit.text}")
         if hit.answer != hit.text:
             body = textwrap.fill(
                 hit.answer, width=88, initial_indent=" " * 10, subsequent_indent=" " * 10
@@ -67,6 +71,7 @@ def query(
             "calibrate per model.",
         ),
     ] = None,
+    mode: ModeOpt = None,
     options: EncoderOptions = DEFAULT_ENCODER_OPTIONS,
     as_json: JsonOpt = False,
 ) -> None:
@@ -77,7 +82,7 @@ def query(
     Without QUESTION: an interactive prompt at a terminal, or one question a line
     from piped standard input (one answer block, or JSON line, each).
     """
-    engine = _open_engine(index_path, options, {"k": k, "threshold": threshold})
+    engine = _open_engine(index_path, options, {"k": k, "threshold": threshold, "mode": mode})
     if question is not None:
         _emit(engine.query(question), as_json)
     elif sys.stdin.isatty():

@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from semsearch.config import IndexConfig
+from semsearch.config import IndexConfig, SearchConfig
 from semsearch.corpus import open_corpus
 from semsearch.encoders import Encoder
 from semsearch.errors import InputError
@@ -28,6 +28,7 @@ from semsearch.evaluation.common import encoder_summary
 from semsearch.evaluation.data import read_qrels, read_queries
 from semsearch.evaluation.metrics import RETRIEVAL_METRICS, evaluate_rankings
 from semsearch.index import IndexStore
+from semsearch.ranking import effective_mode, rank
 
 DEFAULT_DEPTH = 100
 """Hits retrieved per query: enough for MAP@100."""
@@ -96,6 +97,8 @@ class RetrievalResult:
     seconds: dict[str, float]
     encoder: dict[str, Any]
     truncated: int = 0
+    mode: str = "dense"
+    by_mode: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -108,7 +111,12 @@ class RetrievalResult:
             "queries": self.queries,
             "skipped_queries": self.skipped_queries,
             "k": self.k,
+            "mode": self.mode,
             **{name: self.metrics[name] for name in RETRIEVAL_METRICS},
+            "modes": {
+                mode: {name: metrics[name] for name in RETRIEVAL_METRICS}
+                for mode, metrics in self.by_mode.items()
+            },
             "truncated": self.truncated,
             "seconds": {key: round(value, 3) for key, value in self.seconds.items()},
             "encoder": self.encoder,
@@ -126,12 +134,15 @@ def evaluate_retrieval(
     encoder: Encoder,
     *,
     index: IndexConfig | None = None,
+    search: SearchConfig | None = None,
+    also: Sequence[str] = (),
     text_field: str | None = None,
     k: int = DEFAULT_DEPTH,
     show_progress: bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> RetrievalResult:
-    """Index `beir`'s corpus in a temporary folder, search every judged query and score it."""
+    """Index `beir`'s corpus in a temporary folder, search every judged query and score it
+    in `search.mode` (the result's metrics), and in the modes `also` names (`by_mode`)."""
     index = index or IndexConfig()
     if k < 1:
         raise InputError(f"k must be at least 1, got {k}", setting="k")
@@ -164,19 +175,26 @@ def evaluate_retrieval(
             texts = [beir.queries[query] for query in judged]
             vectors = encoder.encode(texts, show_progress=show_progress)
             truncated += encoder.truncated
-            found = store.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
-            rankings = {
-                query: trec_order([(record.id, score) for record, score in hits])
-                for query, hits in zip(judged, found, strict=True)
+            search = search or SearchConfig()
+            matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+            modes = list(dict.fromkeys([effective_mode(store, search.mode), *also]))
+            ranked = {
+                mode: _rankings(store, matrix, texts, judged, search, min(k, store.count), mode)
+                for mode in modes
             }
+            rankings = ranked[modes[0]]
             searched = time.perf_counter()
             index_type, count = store.manifest.index.type, store.count
         finally:
             store.close()
     qrels = {query: beir.qrels[query] for query in judged}
-    metrics, per_query = evaluate_rankings(
-        {query: [doc for doc, _ in hits] for query, hits in rankings.items()}, qrels
-    )
+    by_mode = {
+        mode: evaluate_rankings(
+            {query: [doc for doc, _ in hits] for query, hits in found.items()}, qrels
+        )
+        for mode, found in ranked.items()
+    }
+    metrics, per_query = by_mode[modes[0]]
     return RetrievalResult(
         folder=str(beir.path),
         split=beir.split,
@@ -196,7 +214,27 @@ def evaluate_retrieval(
         },
         encoder=encoder_summary(encoder),
         truncated=truncated,
+        mode=modes[0],
+        by_mode={mode: found[0] for mode, found in by_mode.items()},
     )
+
+
+def _rankings(
+    store: IndexStore,
+    vectors: np.ndarray,
+    texts: list[str],
+    judged: list[str],
+    search: SearchConfig,
+    depth: int,
+    mode: str,
+) -> dict[str, list[tuple[str, float]]]:
+    """Each judged query's ranked (document id, score), in `mode`."""
+    found = rank(store, vectors, texts, search, depth, mode)
+    records = store.records_for(hit.rowid for hits in found for hit in hits)
+    return {
+        query: trec_order([(records[hit.rowid].id, hit.score) for hit in hits])
+        for query, hits in zip(judged, found, strict=True)
+    }
 
 
 def write_per_query(result: RetrievalResult, beir: BeirFolder, path: str | Path) -> Path:

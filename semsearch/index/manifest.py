@@ -61,6 +61,7 @@ class Manifest:
     fields: dict[str, Any] = field(default_factory=dict)
     checksums: dict[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    parts: dict[str, Any] = field(default_factory=dict)  # semsearch.index.views.Parts
 
     @property
     def version(self) -> str:
@@ -78,6 +79,7 @@ class Manifest:
             "index": dataclasses.asdict(self.index),
             "fields": self.fields,
             "checksums": self.checksums,
+            "parts": self.parts,
         }
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
@@ -138,6 +140,7 @@ class Manifest:
             fields=_object(data, "fields", source, required=False),
             checksums=_object(data, "checksums", source),
             format_version=version,
+            parts=_object(data, "parts", source, required=False),
         )
 
     @classmethod

@@ -119,6 +119,14 @@ class RecordStore:
             found.update((row[4], _record(row[:4])) for row in rows)
         return found
 
+    def live(self) -> Iterator[tuple[int, Record]]:
+        """Every live record with its rowid, in rowid order."""
+        rows = self.connection.execute(
+            "SELECT id, text, answer, metadata, rowid FROM records WHERE deleted = 0 ORDER BY rowid"
+        )
+        for row in rows:
+            yield row[4], _record(row[:4])
+
     def by_ids(self, ids: Iterable[str]) -> dict[str, Record]:
         """Live records for the given user ids (unknown ids left out)."""
         found: dict[str, Record] = {}

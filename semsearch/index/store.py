@@ -23,6 +23,7 @@ from semsearch.cache import sha256_of
 from semsearch.corpus import Record
 from semsearch.errors import IndexFolderError, InputError
 from semsearch.fingerprint import check as check_fingerprint
+from semsearch.index.lexical import LexicalIndex
 from semsearch.index.manifest import (
     DATA_FILES,
     MANIFEST_FILE,
@@ -38,13 +39,12 @@ from semsearch.index.vectors import (
     check_params,
     resolve_type,
 )
+from semsearch.index.views import SECOND_FILE, Parts
 from semsearch.index.writes import (
+    Staged,
     VectorEncoder,
     WriteStats,
     check_ids,
-    compacted,
-    drop,
-    encode_chunk,
     refuse_foreign,
     save_folder,
     semsearch_version,
@@ -70,12 +70,21 @@ class IndexStore:
     """
 
     def __init__(
-        self, path: Path, manifest: Manifest, vectors: VectorIndex, records: RecordStore
+        self,
+        path: Path,
+        manifest: Manifest,
+        vectors: VectorIndex,
+        records: RecordStore,
+        second: VectorIndex | None = None,
+        lexical: LexicalIndex | None = None,
     ) -> None:
         self.path = path
         self.manifest = manifest
         self.vectors = vectors
         self.records = records
+        self.parts = Parts.from_json(manifest.parts)
+        self.second = second  # the second dense view (semsearch.index.views)
+        self.lexical = lexical
         self.version = manifest.version
         self.stats: WriteStats | None = None
         self._tombstones = records.tombstones()
@@ -120,7 +129,12 @@ class IndexStore:
                     "run `semsearch index` to build it"
                 )
         manifest = Manifest.read(path)
-        for name in DATA_FILES:
+        parts = Parts.from_json(manifest.parts)
+        for name in (*DATA_FILES, *parts.files):
+            if not (path / name).is_file():
+                raise IndexFolderError(
+                    f"{name} is missing from the index folder {path}: rebuild the index"
+                )
             if sha256_of(path / name) != manifest.checksums.get(name):
                 raise IndexFolderError(
                     f"{name} in {path} is corrupt: its checksum does not match manifest.json; "
@@ -140,6 +154,10 @@ class IndexStore:
                 f"{expected}, the manifest gives {given}: rebuild the index"
             )
         vectors = VectorIndex.load(path / VECTORS_FILE, section.type, section.params)
+        second = None
+        if parts.second:
+            second = VectorIndex.load(path / SECOND_FILE, section.type, section.params)
+        lexical = LexicalIndex.load(path) if parts.lexical else None
         records = RecordStore.open(path / RECORDS_FILE)
         counts = (section.count, section.deleted)
         if records.counts() != counts or vectors.ntotal != sum(counts):
@@ -150,7 +168,7 @@ class IndexStore:
                 f"{counts[1]} deleted, records.sqlite {found[0]} and {found[1]}, vectors.faiss "
                 f"{vectors.ntotal} vectors; rebuild the index"
             )
-        return cls(path, manifest, vectors, records)
+        return cls(path, manifest, vectors, records, second, lexical)
 
     @staticmethod
     def current_version(path: str | Path) -> str:
@@ -224,15 +242,19 @@ class IndexStore:
         records = self.records.by_rowids(rowid for hits in found for rowid, _ in hits)
         return [[(records[rowid], score) for rowid, score in hits] for hits in found]
 
-    def search_rowids(self, query_vectors: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
-        """Top-k live (rowid, score) per query vector, best first; `records_for` reads the
-        records, so a caller that needs only some of them reads only those."""
+    def search_rowids(
+        self, query_vectors: np.ndarray, k: int, *, second: bool = False
+    ) -> list[list[tuple[int, float]]]:
+        """Top-k live (rowid, score) per query vector, best first, in the indexed texts'
+        vectors (or the second view's); `records_for` reads the records, so a caller
+        that needs only some of them reads only those."""
         if k < 1:
             raise InputError(f"k must be at least 1, got {k}", setting="k")
-        total = self.vectors.ntotal
+        index = self.second if second and self.second is not None else self.vectors
+        total = index.ntotal
         fetch = min(2 * k, total) if self._tombstones else k
         while True:
-            scores, ids = self.vectors.search(query_vectors, fetch)
+            scores, ids = index.search(query_vectors, fetch)
             found = [
                 [
                     (int(i), float(s))
@@ -294,7 +316,8 @@ class IndexStore:
         started = time.perf_counter()
         check_fingerprint(self.manifest.encoder, encoder.fingerprint)
         added = updated = truncated = 0
-        with self._editing() as (records, vectors):
+        with self._editing() as staged:
+            records = staged.records
             seen: set[str] = set()
             following = records.largest_number_id() + 1
             for chunk in chunks:
@@ -307,11 +330,9 @@ class IndexStore:
                 check_ids(chunk, seen)
                 if not chunk:
                     continue
-                matrix = encode_chunk(encoder, chunk, batch_size, show_progress)
-                truncated += encoder.truncated
                 old = records.rowids_of(record.id for record in chunk)
-                drop(records, vectors, list(old.values()))
-                vectors.add(matrix, records.insert(chunk))
+                staged.drop(list(old.values()))
+                truncated += staged.add(chunk, encoder, batch_size, show_progress)
                 updated += len(old)
                 added += len(chunk) - len(old)
         self.stats = WriteStats(
@@ -332,13 +353,13 @@ class IndexStore:
             more = f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
             raise InputError(f"unknown id(s) {', '.join(unknown[:20])}{more}: nothing was deleted")
         if wanted:
-            with self._editing() as (records, vectors):
-                drop(records, vectors, list(records.rowids_of(wanted).values()))
+            with self._editing() as staged:
+                staged.drop(list(staged.records.rowids_of(wanted).values()))
         return len(wanted)
 
     @contextlib.contextmanager
-    def _editing(self) -> Iterator[tuple[RecordStore, VectorIndex]]:
-        """Yield writable copies of the records and vectors; when the block ends they
+    def _editing(self) -> Iterator[Staged]:
+        """Yield writable copies of the records and every part; when the block ends they
         are compacted, saved, checked and swapped in, and this store reloads them.
 
         The folder's write lock is held from the version check to the swap: a second
@@ -354,13 +375,18 @@ class IndexStore:
                 shutil.copyfile(self.path / RECORDS_FILE, staging / RECORDS_FILE)
                 records = RecordStore.open(staging / RECORDS_FILE, writable=True)
                 try:
-                    vectors = VectorIndex.load(
-                        self.path / VECTORS_FILE, section.type, section.params
+                    staged = Staged(
+                        records,
+                        VectorIndex.load(self.path / VECTORS_FILE, section.type, section.params),
+                        self.second
+                        and VectorIndex.load(self.path / SECOND_FILE, section.type, section.params),
+                        self.parts,
                     )
-                    yield records, vectors
-                    vectors = compacted(records, vectors)
+                    yield staged
+                    staged.compact()
                     records.commit()
                     live, deleted = records.counts()
+                    lexical = staged.lexical()
                 finally:
                     records.close()
                 manifest = dataclasses.replace(
@@ -369,7 +395,7 @@ class IndexStore:
                     updated=utc_now(),
                     index=dataclasses.replace(section, count=live, deleted=deleted),
                 )
-                save_folder(staging, manifest, vectors)
+                save_folder(staging, manifest, staged.vectors, staged.second, lexical)
                 IndexStore.open(staging).close()
         self._reload()
 
@@ -377,6 +403,7 @@ class IndexStore:
         fresh = IndexStore.open(self.path)
         self.records.close()
         self.manifest, self.vectors, self.records = fresh.manifest, fresh.vectors, fresh.records
+        self.parts, self.second, self.lexical = fresh.parts, fresh.second, fresh.lexical
         self.version, self._tombstones = fresh.version, fresh._tombstones
 
     def close(self) -> None:

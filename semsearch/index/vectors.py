@@ -207,6 +207,24 @@ class VectorIndex:
             faiss.omp_set_num_threads(threads)
         return scores, ids
 
+    def scores_of(self, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """The inner products of one query vector with the stored vectors of `ids` (all
+        stored), exactly rather than by the approximate search: fusion needs the real
+        score of a candidate that this index did not list. sq8 gives its own decoded
+        vectors' scores, as its search does."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        query = _as_matrix(query.reshape(1, -1), self.dim, "query vector")
+        if not len(ids):
+            return np.zeros(0, dtype=np.float32)
+        if self.type != "ivf":  # IDMap2 types reconstruct by id
+            return np.asarray(self.index.reconstruct_batch(ids) @ query[0], dtype=np.float32)
+        selector = faiss.IDSelectorBatch(ids)  # a name: it must live through the search
+        params: Any = faiss.SearchParametersIVF()  # every list, only these ids
+        params.sel, params.nprobe = selector, self.params["nlist"]
+        scores, found = self.index.search(query, len(ids), params=params)
+        by_id = dict(zip(found[0].tolist(), scores[0].tolist(), strict=True))
+        return np.array([by_id[i] for i in ids.tolist()], dtype=np.float32)
+
     def without(self, dead: Collection[int]) -> VectorIndex:
         """A fresh index of the same type holding every vector whose id is not in `dead`.
 

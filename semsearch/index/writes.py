@@ -15,6 +15,7 @@ import numpy as np
 from semsearch.cache import sha256_of
 from semsearch.corpus import Record
 from semsearch.errors import IndexFolderError, InputError
+from semsearch.index.lexical import LexicalIndex
 from semsearch.index.manifest import (
     DATA_FILES,
     MANIFEST_FILE,
@@ -26,6 +27,7 @@ from semsearch.index.manifest import (
 )
 from semsearch.index.records import TOMBSTONE_PREFIX, RecordStore
 from semsearch.index.vectors import VectorIndex, resolve_params, resolve_type
+from semsearch.index.views import SECOND_FILE, Parts
 
 TOMBSTONE_LIMIT = 0.2
 """An hnsw index is rebuilt from its live vectors once tombstones exceed this fraction."""
@@ -81,10 +83,105 @@ def encode_chunk(
     )
 
 
-def save_folder(folder: Path, manifest: Manifest, vectors: VectorIndex) -> None:
-    """Write vectors.faiss, then manifest.json with the checksums of both data files."""
+def encode_views(
+    encoder: VectorEncoder,
+    chunk: Sequence[Record],
+    parts: Parts,
+    batch_size: int | None,
+    show_progress: bool | None,
+) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """The chunk's vectors, its second view's (only the entries whose second text
+    differs are encoded again) and how many texts the first pass truncated."""
+    primary = encode_chunk(encoder, chunk, batch_size, show_progress)
+    truncated = encoder.truncated
+    if parts.second is None:
+        return primary, None, truncated
+    texts = [parts.second_text(record) for record in chunk]
+    differ = [
+        i for i, (text, record) in enumerate(zip(texts, chunk, strict=True)) if text != record.text
+    ]
+    second = primary.copy()
+    if differ:
+        second[differ] = encoder.encode([texts[i] for i in differ], batch_size=batch_size)
+    return primary, second, truncated
+
+
+@dataclass
+class Staged:
+    """The writable contents of an index folder being written: the records and every
+    part, changed together so they stay in step (same rowids everywhere)."""
+
+    records: RecordStore
+    vectors: VectorIndex
+    second: VectorIndex | None
+    parts: Parts
+
+    def add(
+        self,
+        chunk: Sequence[Record],
+        encoder: VectorEncoder,
+        batch_size: int | None,
+        show_progress: bool | None,
+    ) -> int:
+        """Insert and index a chunk; returns how many texts were truncated."""
+        primary, second, truncated = encode_views(
+            encoder, chunk, self.parts, batch_size, show_progress
+        )
+        rowids = self.records.insert(chunk)
+        self.vectors.add(primary, rowids)
+        if self.second is not None and second is not None:
+            self.second.add(second, rowids)
+        return truncated
+
+    def drop(self, rowids: list[int]) -> None:
+        """Remove records with their vectors, or tombstone them where FAISS cannot remove."""
+        if not rowids:
+            return
+        if self.vectors.can_remove:
+            ids = np.array(rowids, dtype=np.int64)
+            for vectors in (self.vectors, self.second):
+                if vectors is not None:
+                    vectors.remove(ids)
+            self.records.remove(rowids)
+        else:
+            self.records.tombstone(rowids)
+
+    def compact(self) -> None:
+        """Rebuild hnsw indexes without their tombstoned vectors once they pass
+        TOMBSTONE_LIMIT."""
+        dead = self.records.tombstones()
+        if not dead or len(dead) <= TOMBSTONE_LIMIT * self.vectors.ntotal:
+            return
+        self.vectors = self.vectors.without(dead)
+        if self.second is not None:
+            self.second = self.second.without(dead)
+        self.records.remove(dead)
+
+    def lexical(self) -> LexicalIndex | None:
+        """BM25 over every live record, built afresh (bm25s has no incremental update)."""
+        if not self.parts.lexical:
+            return None
+        live = list(self.records.live())
+        texts = [self.parts.lexical_text(record) for _, record in live]
+        return LexicalIndex.build(texts, np.array([rowid for rowid, _ in live], dtype=np.int64))
+
+
+def save_folder(
+    folder: Path,
+    manifest: Manifest,
+    vectors: VectorIndex,
+    second: VectorIndex | None = None,
+    lexical: LexicalIndex | None = None,
+) -> None:
+    """Write vectors.faiss and the parts' files, then manifest.json with the parts and
+    the checksums of every data file."""
     vectors.save(folder / VECTORS_FILE)
-    checksums = {name: sha256_of(folder / name) for name in DATA_FILES}
+    if second is not None:
+        second.save(folder / SECOND_FILE)
+    if lexical is not None:
+        lexical.save(folder)
+    parts = Parts.from_json(manifest.parts)
+    checksums = {name: sha256_of(folder / name) for name in (*DATA_FILES, *parts.files)}
     manifest = dataclasses.replace(manifest, checksums=checksums)
     (folder / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
 
@@ -121,26 +218,36 @@ def write_new(
     """Encode every chunk into a complete index folder at `staging`; returns how many
     texts were truncated."""
     truncated = 0
+    parts = Parts.choose(fields)
     records = RecordStore.create(staging / RECORDS_FILE)
     try:
         seen: set[str] = set()
-        parts: list[np.ndarray] = []
+        matrices: list[np.ndarray] = []
+        seconds: list[np.ndarray] = []
         rowids: list[np.ndarray] = []
         for chunk in chunks:
             check_ids(chunk, seen)
             if not chunk:
                 continue
-            parts.append(encode_chunk(encoder, chunk, batch_size, show_progress))
-            truncated += encoder.truncated
+            primary, second, count = encode_views(encoder, chunk, parts, batch_size, show_progress)
+            matrices.append(primary)
+            seconds.extend([second] if second is not None else [])
+            truncated += count
             rowids.append(records.insert(chunk))
-        if not parts:
+        if not matrices:
             raise InputError("no texts to index: the corpus holds no records")
-        matrix = np.concatenate(parts)
+        matrix, ids = np.concatenate(matrices), np.concatenate(rowids)
         concrete = resolve_type(index_type, len(matrix))
         resolved = resolve_params(concrete, params, len(matrix))
         vectors = VectorIndex.create(concrete, encoder.dim, resolved, training=matrix)
-        vectors.add(matrix, np.concatenate(rowids))
+        vectors.add(matrix, ids)
+        second_vectors = None
+        if seconds:
+            other = np.concatenate(seconds)
+            second_vectors = VectorIndex.create(concrete, encoder.dim, resolved, training=other)
+            second_vectors.add(other, ids)
         records.commit()
+        lexical = Staged(records, vectors, second_vectors, parts).lexical()
     finally:
         records.close()
     now = utc_now()
@@ -153,27 +260,7 @@ def write_new(
             type=concrete, faiss_factory=vectors.factory, count=len(matrix), params=resolved
         ),
         fields=dict(fields or {}),
+        parts=parts.to_json(),
     )
-    save_folder(staging, manifest, vectors)
+    save_folder(staging, manifest, vectors, second_vectors, lexical)
     return truncated
-
-
-def drop(records: RecordStore, vectors: VectorIndex, rowids: list[int]) -> None:
-    """Remove records with their vectors, or tombstone them where FAISS cannot remove."""
-    if not rowids:
-        return
-    if vectors.can_remove:
-        vectors.remove(np.array(rowids, dtype=np.int64))
-        records.remove(rowids)
-    else:
-        records.tombstone(rowids)
-
-
-def compacted(records: RecordStore, vectors: VectorIndex) -> VectorIndex:
-    """Rebuild an hnsw index without its tombstoned vectors once they pass TOMBSTONE_LIMIT."""
-    dead = records.tombstones()
-    if not dead or len(dead) <= TOMBSTONE_LIMIT * vectors.ntotal:
-        return vectors
-    rebuilt = vectors.without(dead)
-    records.remove(dead)
-    return rebuilt

@@ -1,0 +1,185 @@
+"""The lexical part of an index: BM25 over each entry's question and answer.
+
+Built with bm25s (scikit-learn's word pattern, English stop words, the Snowball English
+stemmer, BM25 "lucene" k1=1.5 b=0.75) and saved as plain files: the precomputed score
+matrix as numpy arrays, columns in sorted vocabulary order, and the tokenizer's settings
+with its stop words. A question is scored with numpy and PyStemmer alone, so asking
+never imports bm25s or scipy (a second and more of start-up). Tests hold the scores
+equal to bm25s's own `get_scores`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semsearch.errors import IndexFolderError
+
+ARRAYS_FILE = "lexical.npz"
+SETTINGS_FILE = "lexical.json"
+LEXICAL_FILES = (ARRAYS_FILE, SETTINGS_FILE)
+TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+LANGUAGE = "english"
+K1, B = 1.5, 0.75
+
+
+@functools.lru_cache(maxsize=4)
+def _stemmer(language: str) -> Any:
+    import Stemmer  # PyStemmer: Snowball stemmers in C
+
+    return Stemmer.Stemmer(language)
+
+
+@dataclass(frozen=True)
+class Tokenizer:
+    """bm25s's tokenization: lower-case, words of two or more characters, stop words out,
+    then stemmed; kept with the index so questions are split the way the entries were."""
+
+    stopwords: frozenset[str]
+    language: str = LANGUAGE
+    pattern: str = TOKEN_PATTERN
+
+    def tokens(self, text: str) -> list[str]:
+        words = [w for w in re.findall(self.pattern, text.lower()) if w not in self.stopwords]
+        return list(_stemmer(self.language).stemWords(words)) if words else []
+
+
+class LexicalIndex:
+    """BM25 scores of every live entry (position p is the record with rowid `rowids[p]`)."""
+
+    def __init__(
+        self,
+        vocab: np.ndarray,
+        data: np.ndarray,
+        indices: np.ndarray,
+        indptr: np.ndarray,
+        rowids: np.ndarray,
+        tokenizer: Tokenizer,
+    ) -> None:
+        self.vocab = vocab
+        self.data = data
+        self.indices = indices
+        self.indptr = indptr
+        self.rowids = rowids
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def build(cls, texts: Sequence[str], rowids: np.ndarray) -> LexicalIndex:
+        """Index `texts` (one per rowid) with bm25s."""
+        import bm25s
+        import scipy.sparse
+        from bm25s.stopwords import STOPWORDS_EN
+
+        tokenizer = Tokenizer(frozenset(STOPWORDS_EN))
+        order = np.argsort(np.asarray(rowids, dtype=np.int64), kind="stable")
+        rowids = np.asarray(rowids, dtype=np.int64)[order]  # sorted: `score_of` bisects
+        tokenized = [tokenizer.tokens(texts[i]) for i in order.tolist()]
+        terms = sorted({term for tokens in tokenized for term in tokens})
+        if not terms:  # only stop words: nothing can match
+            empty = np.zeros(0, dtype=np.float32)
+            return cls(
+                np.array([], dtype=str), empty, np.zeros(0, np.int32), np.zeros(1, np.int64),
+                rowids, tokenizer,
+            )  # fmt: skip
+        column = {term: i for i, term in enumerate(terms)}
+        model = bm25s.BM25(k1=K1, b=B, method="lucene")
+        ids = [[column[term] for term in tokens] for tokens in tokenized]
+        model.index((ids, column), show_progress=False, create_empty_token=False)
+        scores = model.scores
+        matrix = scipy.sparse.csc_matrix(
+            (scores["data"], scores["indices"], scores["indptr"]),
+            shape=(scores["num_docs"], len(terms)),
+        )
+        matrix.sort_indices()
+        return cls(
+            np.array(terms, dtype=str),
+            matrix.data.astype(np.float32),
+            matrix.indices.astype(np.int32),
+            matrix.indptr.astype(np.int64),
+            rowids,
+            tokenizer,
+        )
+
+    # -- files -------------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        with (folder / ARRAYS_FILE).open("wb") as handle:
+            np.savez(
+                handle,
+                vocab=self.vocab,
+                data=self.data,
+                indices=self.indices,
+                indptr=self.indptr,
+                rowids=self.rowids,
+            )
+        settings = {
+            "method": "bm25s lucene",
+            "k1": K1,
+            "b": B,
+            "language": self.tokenizer.language,
+            "pattern": self.tokenizer.pattern,
+            "stopwords": sorted(self.tokenizer.stopwords),
+        }
+        (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=1) + "\n", "utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex:
+        try:
+            settings = json.loads((folder / SETTINGS_FILE).read_text("utf-8"))
+            tokenizer = Tokenizer(
+                frozenset(settings["stopwords"]), settings["language"], settings["pattern"]
+            )
+            with np.load(folder / ARRAYS_FILE, allow_pickle=False) as arrays:
+                vocab, data, indices, indptr, rowids = (
+                    arrays[name] for name in ("vocab", "data", "indices", "indptr", "rowids")
+                )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IndexFolderError(
+                f"the lexical index in {folder} cannot be read ({exc}): rebuild the index"
+            ) from None
+        return cls(vocab, data, indices, indptr, rowids, tokenizer)
+
+    # -- scoring -------------------------------------------------------------------------
+    @property
+    def count(self) -> int:
+        return len(self.rowids)
+
+    def _columns(self, question: str) -> np.ndarray:
+        tokens = self.tokenizer.tokens(question)
+        if not tokens or not len(self.vocab):
+            return np.zeros(0, dtype=np.int64)
+        wanted = np.array(tokens, dtype=str)
+        at = np.searchsorted(self.vocab, wanted).clip(max=len(self.vocab) - 1)
+        return at[self.vocab[at] == wanted]  # a repeated word counts again, as in bm25s
+
+    def scores(self, question: str) -> np.ndarray:
+        """The BM25 score of every entry, by position (0 where no word matches)."""
+        scores = np.zeros(self.count, dtype=np.float32)
+        for column in self._columns(question):
+            start, end = self.indptr[column], self.indptr[column + 1]
+            scores[self.indices[start:end]] += self.data[start:end]
+        return scores
+
+    def top(self, question: str, n: int) -> tuple[list[tuple[int, float]], np.ndarray]:
+        """The best `n` entries with a score above 0 as (rowid, score), best first, and
+        every entry's score (to look up candidates found another way)."""
+        scores = self.scores(question)
+        n = min(n, self.count)
+        if n < 1:
+            return [], scores
+        best = np.argpartition(-scores, n - 1)[:n]
+        best = best[np.argsort(-scores[best], kind="stable")]
+        found = [(int(self.rowids[p]), float(scores[p])) for p in best if scores[p] > 0]
+        return found, scores
+
+    def score_of(self, scores: np.ndarray, rowid: int) -> float:
+        """An entry's score in `scores` (from `top`); 0 for an entry not indexed here."""
+        position = int(np.searchsorted(self.rowids, rowid))
+        found = position < self.count and self.rowids[position] == rowid
+        return float(scores[position]) if found else 0.0
