@@ -42,12 +42,14 @@ from semsearch.index.writes import (
     VectorEncoder,
     WriteStats,
     check_ids,
+    check_writable,
     compacted,
     drop,
     encode_chunk,
     refuse_foreign,
     save_folder,
     semsearch_version,
+    write_errors,
     write_new,
 )
 
@@ -73,6 +75,7 @@ class IndexStore:
         self, path: Path, manifest: Manifest, vectors: VectorIndex, records: RecordStore
     ) -> None:
         self.path = path
+        self.folder = path  # where the files were read: `path`, or its crash leftover
         self.manifest = manifest
         self.vectors = vectors
         self.records = records
@@ -89,22 +92,24 @@ class IndexStore:
         A write that swaps in a new version while this reads is noticed (the manifest
         changed meanwhile) and the open starts again, so the files always match."""
         path = Path(path)
-        recovered = atomic.recover(path)
-        if recovered is not None:
-            log.warning(
-                "%s was missing after an interrupted write; restored the previous version from %s",
-                path,
-                recovered.name,
-            )
         for _ in range(_OPEN_ATTEMPTS):
-            before = _peek_version(path)
+            folder = atomic.interrupted(path) or path  # opening never changes a folder
+            before = _peek_version(folder)
             try:
-                store = cls._load(path)
+                store = cls._load(folder)
+                store.path = path  # `folder` may be where a crash left it
             except IndexFolderError:
-                if _peek_version(path) == before:
+                if _peek_version(folder) == before:
                     raise
                 continue
-            if store.version == _peek_version(path):
+            if store.version == _peek_version(folder):
+                if folder != path:
+                    log.warning(
+                        "%s is missing after an interrupted write: reading the previous "
+                        "version from %s (the next add, delete or index puts it back)",
+                        path,
+                        folder.name,
+                    )
                 return store
             store.close()
         raise IndexFolderError(f"{path} kept changing while it was being opened: try again")
@@ -177,10 +182,11 @@ class IndexStore:
         started = time.perf_counter()
         path = Path(path)
         refuse_foreign(path)
+        check_writable(path)
         resolve_type(index_type, 0)  # bad settings fail before any encoding
         if index_type != "auto":  # auto's type, and so its valid params, depend on the count
             check_params(index_type, params)
-        with atomic.locked(path), atomic.replacing(path) as staging:
+        with write_errors(path), atomic.locked(path), atomic.replacing(path) as staging:
             truncated = write_new(
                 staging,
                 chunks,
@@ -269,7 +275,7 @@ class IndexStore:
                 "params": dict(section.params),
             },
             "fields": dict(self.manifest.fields),
-            "files": {name: (self.path / name).stat().st_size for name in FILES},
+            "files": {name: (self.folder / name).stat().st_size for name in FILES},
             "format_version": self.manifest.format_version,
             "semsearch_version": self.manifest.semsearch_version,
             "created": self.manifest.created,
@@ -344,7 +350,9 @@ class IndexStore:
         The folder's write lock is held from the version check to the swap: a second
         writer waits, then finds the version changed and refuses, so no change is lost.
         """
-        with atomic.locked(self.path):
+        check_writable(self.path)
+        with write_errors(self.path), atomic.locked(self.path):
+            atomic.recover(self.path)  # a write puts back what a crash left aside
             if IndexStore.current_version(self.path) != self.version:
                 raise IndexFolderError(
                     f"{self.path} changed on disk since it was opened: open it again, then write"
