@@ -1,11 +1,14 @@
 """Replace a whole folder in one step, so that readers, crashes and Ctrl-C only ever see
 a complete old or a complete new version of an index.
 
-A new version is written into `NAME.tmp-PID-XXXX` next to NAME, fsynced, then swapped
-in. On Linux, renameat2(RENAME_EXCHANGE) exchanges the two folders atomically; elsewhere
-NAME is first renamed aside to `NAME.old-PID-XXXX` and the new one renamed in, and a
-crash between those two renames is repaired by `recover`. The PID in the names lets the
-next writer remove what a killed writer left behind without touching a live one's work.
+A new version is written into `NAME.tmp-PID-XXXX` next to NAME, fsynced, given NAME's
+permissions (a new folder: those `mkdir` gives under the umask), then swapped in. On
+Linux, renameat2(RENAME_EXCHANGE) exchanges the two folders atomically; elsewhere NAME
+is first renamed aside to `NAME.old-PID-XXXX` and the new one renamed in. A crash
+between those two renames is repaired by `recover`, which only writers call (under
+`locked`): readers find the old version with `interrupted` and read it where it lies.
+The PID in the names lets the next writer remove what a killed writer left behind
+without touching a live one's work.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import errno
 import functools
 import glob
 import os
+import secrets
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -122,6 +127,29 @@ def _swap_in(new: Path, path: Path) -> None:
     _fsync_dir(path.parent)
 
 
+def write_blocker(path: Path) -> str | None:
+    """Why this process could not replace `path`, or None when it can: it must write to
+    the nearest existing folder above `path` (missing ones are made) and, where `path`
+    is a folder already, to that folder too (its old version is removed from it)."""
+    above = path.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        return f"{above} is a file, not a folder: choose another path"
+    for folder in (above, path) if path.is_dir() else (above,):
+        if not _can_write(folder):
+            return (
+                f"the folder {folder} is not writable by this user: make it writable "
+                f"(e.g. chmod u+w {folder}) and run again"
+            )
+    return None
+
+
+def _can_write(folder: Path) -> bool:
+    effective = os.access in os.supports_effective_ids
+    return os.access(folder, os.W_OK | os.X_OK, effective_ids=effective)
+
+
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
     """Hold the write lock of `path` (a `.NAME.lock` file beside it) for the block.
@@ -130,6 +158,10 @@ def locked(path: Path) -> Iterator[None]:
     hold it throughout, or two processes could each start from the same version and the
     second swap would silently drop the first one's changes. Where `fcntl` is missing
     (Windows) writers are not serialised.
+
+    The holder deletes the lock file before it lets go, so none stays behind. A process
+    that was waiting on that file then holds a lock on a deleted file: it checks that
+    the file at the lock's path is still the one it locked, and starts again if not.
     """
     try:
         import fcntl
@@ -137,39 +169,88 @@ def locked(path: Path) -> Iterator[None]:
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    with (path.parent / f".{path.name}.lock").open("a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    lock = path.parent / f".{path.name}.lock"
+    while True:
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
         try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            if _same_file(lock, os.fstat(descriptor)):
+                break
+        except BaseException:
+            os.close(descriptor)
+            raise
+        os.close(descriptor)  # the previous holder deleted it: lock the next one
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)  # while still holding it, so nobody can have locked it meanwhile
+        os.close(descriptor)
+
+
+def _same_file(path: Path, opened: os.stat_result) -> bool:
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino)
+
+
+def _new_sibling(path: Path, kind: str) -> tuple[Path, int]:
+    """Make an empty private folder `NAME.kind-PID-XXXX` beside `path`; returns it with
+    the mode `mkdir` gave it (what a new folder should get under this umask)."""
+    while True:
+        folder = path.parent / f"{_sibling(path, kind)}{secrets.token_hex(4)}"
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            continue
+        fresh = stat.S_IMODE(folder.stat().st_mode)
+        os.chmod(folder, 0o700)  # private until it is complete
+        return folder, fresh
+
+
+def _remove(folder: Path) -> None:
+    """Delete a staging folder, even one holding an old version made read-only."""
+    with contextlib.suppress(OSError):
+        os.chmod(folder, 0o700)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def replacing(path: Path) -> Iterator[Path]:
     """Yield an empty temporary sibling of `path`; when the block ends normally its
-    contents are fsynced and swapped in as `path`. The temporary folder (holding the
-    new version after an error, or the old one after the swap) is always removed."""
+    contents are fsynced and swapped in as `path`, with the permissions `path` had (or,
+    for a new folder, those `mkdir` gives). The temporary folder (holding the new
+    version after an error, or the old one after the swap) is always removed."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=_sibling(path, "tmp"), dir=path.parent))
+    staging, mode = _new_sibling(path, "tmp")
     try:
         yield staging
         fsync_tree(staging)
+        if path.is_dir():
+            mode = stat.S_IMODE(path.stat().st_mode)
+        os.chmod(staging, mode)
         _swap_in(staging, path)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove(staging)
     for leftover in _abandoned(path, "tmp") + _abandoned(path, "old"):
-        shutil.rmtree(leftover, ignore_errors=True)
+        _remove(leftover)
 
 
-def recover(path: Path) -> Path | None:
-    """When `path` is missing because a writer died between renaming the old version
-    aside and the new one in, rename the old version back; returns where it was."""
+def interrupted(path: Path) -> Path | None:
+    """Where the previous version of a missing `path` lies when a writer died between
+    renaming it aside and renaming the new one in (readers read it there)."""
     if path.exists():
         return None
     asides = _abandoned(path, "old")
-    if not asides:
-        return None
-    newest = max(asides, key=lambda aside: aside.stat().st_mtime_ns)
-    os.rename(newest, path)
-    return newest
+    return max(asides, key=lambda aside: aside.stat().st_mtime_ns) if asides else None
+
+
+def recover(path: Path) -> Path | None:
+    """Rename the version `interrupted` finds back to `path`; returns where it was. Only
+    a writer holding `locked(path)` may call it: reading never changes a folder."""
+    aside = interrupted(path)
+    if aside is not None:
+        os.rename(aside, path)
+    return aside

@@ -323,9 +323,11 @@ def test_rename_fallback_swaps_and_recovers(
     # a writer killed between its two renames leaves only the previous version aside
     aside = built.path.with_name(f"{built.path.name}.old-99999999-abc")
     built.path.rename(aside)
-    store = IndexStore.open(built.path)
-    assert store.count == 305 and not aside.exists()
-    assert "restored the previous version from faq.old-99999999-abc" in caplog.text
+    store = IndexStore.open(built.path)  # reads it where it lies: opening never writes
+    assert store.count == 305 and aside.exists() and not built.path.exists()
+    assert "reading the previous version from faq.old-99999999-abc" in caplog.text
+    store.delete(["r0"])  # the next write puts it back first
+    assert IndexStore.open(built.path).count == 304 and leftovers(built.path) == []
 
 
 def test_build_refuses_to_replace_a_folder_that_is_not_an_index(tmp_path: Path) -> None:

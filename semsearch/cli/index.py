@@ -94,9 +94,12 @@ def index(
     from semsearch.encoders import load_encoder
     from semsearch.index import IndexStore
     from semsearch.index.vectors import resolve_type
+    from semsearch.index.writes import check_writable, refuse_foreign
 
     settings = options.settings(index={"type": index_type})
     resolve_type(settings.index.type, 0)  # an unknown type fails before any reading
+    refuse_foreign(output)  # and a folder it may not write, before the model loads
+    check_writable(output)
     source = open_corpus(
         corpus, text_field=text_field, answer_field=answer_field, id_field=id_field, strict=strict
     )
@@ -148,8 +151,11 @@ def add(
     """
     from semsearch.config import IndexConfig
     from semsearch.corpus import open_corpus
+    from semsearch.index.writes import check_writable
     from semsearch.search import SearchEngine
 
+    if index_path.exists():  # a folder it may not write fails before the model loads
+        check_writable(index_path)
     engine = SearchEngine.open(index_path, device=device)
     source = open_corpus(
         corpus, text_field=text_field, answer_field=answer_field, id_field=id_field, strict=strict

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from semsearch import atomic
-from semsearch.cache import sha256_of
 from semsearch.corpus import Record
 from semsearch.errors import IndexFolderError, InputError
 from semsearch.fingerprint import check as check_fingerprint
+from semsearch.index.checks import check_counts, checked_manifest
 from semsearch.index.lexical import LexicalIndex
 from semsearch.index.manifest import (
     DATA_FILES,
@@ -34,7 +34,6 @@ from semsearch.index.manifest import (
 )
 from semsearch.index.records import RecordStore
 from semsearch.index.vectors import (
-    DEFAULT_PARAMS,
     VectorIndex,
     check_params,
     resolve_type,
@@ -45,9 +44,11 @@ from semsearch.index.writes import (
     VectorEncoder,
     WriteStats,
     check_ids,
+    check_writable,
     refuse_foreign,
     save_folder,
     semsearch_version,
+    write_errors,
     write_new,
 )
 
@@ -79,6 +80,7 @@ class IndexStore:
         lexical: LexicalIndex | None = None,
     ) -> None:
         self.path = path
+        self.folder = path  # where the files were read: `path`, or its crash leftover
         self.manifest = manifest
         self.vectors = vectors
         self.records = records
@@ -98,76 +100,43 @@ class IndexStore:
         A write that swaps in a new version while this reads is noticed (the manifest
         changed meanwhile) and the open starts again, so the files always match."""
         path = Path(path)
-        recovered = atomic.recover(path)
-        if recovered is not None:
-            log.warning(
-                "%s was missing after an interrupted write; restored the previous version from %s",
-                path,
-                recovered.name,
-            )
         for _ in range(_OPEN_ATTEMPTS):
-            before = _peek_version(path)
+            folder = atomic.interrupted(path) or path  # opening never changes a folder
+            before = _peek_version(folder)
             try:
-                store = cls._load(path)
+                store = cls._load(folder)
+                store.path = path  # `folder` may be where a crash left it
             except IndexFolderError:
-                if _peek_version(path) == before:
+                if _peek_version(folder) == before:
                     raise
                 continue
-            if store.version == _peek_version(path):
+            if store.version == _peek_version(folder):
+                if folder != path:
+                    log.warning(
+                        "%s is missing after an interrupted write: reading the previous "
+                        "version from %s (the next add, delete or index puts it back)",
+                        path,
+                        folder.name,
+                    )
                 return store
             store.close()
         raise IndexFolderError(f"{path} kept changing while it was being opened: try again")
 
     @classmethod
     def _load(cls, path: Path) -> IndexStore:
-        if not path.is_dir():
-            raise IndexFolderError(f"no index folder at {path}: run `semsearch index` to build it")
-        for name in FILES:
-            if not (path / name).is_file():
-                raise IndexFolderError(
-                    f"{name} is missing from the index folder {path}: "
-                    "run `semsearch index` to build it"
-                )
-        manifest = Manifest.read(path)
-        parts = Parts.from_json(manifest.parts)
-        for name in (*DATA_FILES, *parts.files):
-            if not (path / name).is_file():
-                raise IndexFolderError(
-                    f"{name} is missing from the index folder {path}: rebuild the index"
-                )
-            if sha256_of(path / name) != manifest.checksums.get(name):
-                raise IndexFolderError(
-                    f"{name} in {path} is corrupt: its checksum does not match manifest.json; "
-                    "rebuild the index with `semsearch index`"
-                )
-        section = manifest.index
-        if section.type not in DEFAULT_PARAMS:
-            raise IndexFolderError(
-                f"{path / MANIFEST_FILE} names an unknown index type {section.type!r} "
-                f"(this semsearch knows {', '.join(DEFAULT_PARAMS)}): rebuild the index"
-            )
-        if set(section.params) != set(DEFAULT_PARAMS[section.type]):
-            expected = ", ".join(DEFAULT_PARAMS[section.type]) or "none"
-            given = ", ".join(section.params) or "none"
-            raise IndexFolderError(
-                f"{path / MANIFEST_FILE}: a {section.type} index needs the parameters "
-                f"{expected}, the manifest gives {given}: rebuild the index"
-            )
+        manifest = checked_manifest(path)
+        parts, section = Parts.from_json(manifest.parts), manifest.index
         vectors = VectorIndex.load(path / VECTORS_FILE, section.type, section.params)
         second = None
         if parts.second:
             second = VectorIndex.load(path / SECOND_FILE, section.type, section.params)
         lexical = LexicalIndex.load(path) if parts.lexical else None
         records = RecordStore.open(path / RECORDS_FILE)
-        counts = (section.count, section.deleted)
-        if records.counts() != counts or vectors.ntotal != sum(counts):
-            found = records.counts()
+        try:
+            check_counts(path, section, records.counts(), vectors, second, lexical)
+        except IndexFolderError:
             records.close()
-            raise IndexFolderError(
-                f"{path} is inconsistent: manifest.json counts {counts[0]} records and "
-                f"{counts[1]} deleted, records.sqlite {found[0]} and {found[1]}, vectors.faiss "
-                f"{vectors.ntotal} vectors; rebuild the index"
-            )
+            raise
         return cls(path, manifest, vectors, records, second, lexical)
 
     @staticmethod
@@ -195,10 +164,11 @@ class IndexStore:
         started = time.perf_counter()
         path = Path(path)
         refuse_foreign(path)
+        check_writable(path)
         resolve_type(index_type, 0)  # bad settings fail before any encoding
         if index_type != "auto":  # auto's type, and so its valid params, depend on the count
             check_params(index_type, params)
-        with atomic.locked(path), atomic.replacing(path) as staging:
+        with write_errors(path), atomic.locked(path), atomic.replacing(path) as staging:
             truncated = write_new(
                 staging,
                 chunks,
@@ -291,7 +261,7 @@ class IndexStore:
                 "params": dict(section.params),
             },
             "fields": dict(self.manifest.fields),
-            "files": {name: (self.path / name).stat().st_size for name in FILES},
+            "files": {name: (self.folder / name).stat().st_size for name in FILES},
             "format_version": self.manifest.format_version,
             "semsearch_version": self.manifest.semsearch_version,
             "created": self.manifest.created,
@@ -365,7 +335,9 @@ class IndexStore:
         The folder's write lock is held from the version check to the swap: a second
         writer waits, then finds the version changed and refuses, so no change is lost.
         """
-        with atomic.locked(self.path):
+        check_writable(self.path)
+        with write_errors(self.path), atomic.locked(self.path):
+            atomic.recover(self.path)  # a write puts back what a crash left aside
             if IndexStore.current_version(self.path) != self.version:
                 raise IndexFolderError(
                     f"{self.path} changed on disk since it was opened: open it again, then write"
