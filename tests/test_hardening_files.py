@@ -201,6 +201,9 @@ def test_a_file_system_failure_half_way_is_one_line_and_changes_nothing(built: P
 # -- item 8: a write keeps the folder's mode; a new folder gets mkdir's -----------------
 
 
+FILES = 5  # manifest.json, records.sqlite, vectors.faiss, lexical.json, lexical.npz
+
+
 def modes(folder: Path) -> tuple[int, list[int]]:
     return stat.S_IMODE(folder.stat().st_mode), [
         stat.S_IMODE(item.stat().st_mode) for item in sorted(folder.iterdir())
@@ -217,7 +220,7 @@ def test_a_new_index_folder_gets_the_mode_mkdir_gives(
 ) -> None:
     os.umask(mask)
     IndexStore.build(tmp_path / "faq", [make_records(20)], HashEncoder()).close()
-    assert modes(tmp_path / "faq") == (folder_mode, [file_mode] * 3)
+    assert modes(tmp_path / "faq") == (folder_mode, [file_mode] * FILES)
 
 
 @pytest.mark.parametrize("mode", [0o755, 0o750, 0o700, 0o2775], ids=oct)
@@ -227,11 +230,11 @@ def test_every_write_keeps_the_folder_mode(mode: int, tmp_path: Path, umask: Non
     path.chmod(mode)
     store = IndexStore.open(path)
     store.add([make_records(5, "new")], HashEncoder())
-    assert modes(path) == (mode, [0o644] * 3)
+    assert modes(path) == (mode, [0o644] * FILES)
     store.delete(["r1"])
-    assert modes(path) == (mode, [0o644] * 3)
+    assert modes(path) == (mode, [0o644] * FILES)
     IndexStore.build(path, [make_records(7)], HashEncoder()).close()
-    assert modes(path) == (mode, [0o644] * 3)
+    assert modes(path) == (mode, [0o644] * FILES)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["faq"]
 
 

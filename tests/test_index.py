@@ -102,7 +102,13 @@ def test_small_build_with_auto_is_flat_and_records_its_settings(built: IndexStor
         "params": {},
     }
     assert manifest["encoder"] == HashEncoder().fingerprint
-    assert set(manifest["checksums"]) == {"vectors.faiss", "records.sqlite"}
+    assert set(manifest["checksums"]) == {
+        "vectors.faiss",
+        "records.sqlite",
+        "lexical.npz",
+        "lexical.json",
+    }
+    assert manifest["parts"] == {"second": None, "field": None, "lexical": True}
     assert built.stats is not None and built.stats.count == 300
     info = built.info()
     assert info["count"] == 300 and info["index"]["type"] == "flat"
