@@ -22,6 +22,8 @@ FLAGS = {
     "threads": "--threads",
     "index_type": "--index-type",
     "text_field": "--text-field",
+    "delimiter": "--delimiter",
+    "header": "--no-header",
     "k": "-k",
     "threshold": "--threshold",
     "merge": "--merge",
