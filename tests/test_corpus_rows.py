@@ -303,3 +303,26 @@ def test_index_names_the_option_at_fault(
     assert result.exit_code != 0
     assert result.stderr.startswith("semsearch: error: ") and result.stderr.endswith(ending + "\n")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_carriage_return_in_an_unquoted_field_is_named(tmp_path: Path) -> None:
+    """Found by the fuzz test: csv's own advice ("open the file in universal-newline
+    mode") is not the user's to take."""
+    path = write(tmp_path, "c.csv", "text,answer\nq,a\rb\n")
+    message = (
+        f"{path}, line 2: bad CSV (a carriage return inside an unquoted field); quote that field"
+    )
+    with pytest.raises(InputError, match=re.escape(message)):
+        list(open_corpus(path))
+    quoted = write(tmp_path, "q.csv", 'text,answer\nq,"a\rb"\n')
+    assert [r.answer for r in open_corpus(quoted)] == ["a\rb"]
+
+
+def test_a_column_named_by_an_empty_header_cell_can_be_the_id(tmp_path: Path) -> None:
+    """Found by the fuzz test: an id column whose header cell is empty was ignored and the
+    row numbers used instead."""
+    path = write(tmp_path, "c.csv", ",text,answer\nk1,q1,a1\n")
+    corpus = open_corpus(path, id_field="")
+    assert corpus.fields == Fields("text", "answer", "", detected=True)
+    assert "id from ''" in corpus.describe()
+    assert list(corpus) == [Record("k1", "q1", "a1", {})]

@@ -42,8 +42,8 @@ class Fields:
 
     def describe(self) -> str:
         """One line telling the user what was picked, so a wrong guess is seen at once."""
-        answer = f"answer from {self.answer!r}" if self.answer else "answer is the text"
-        ident = f"id from {self.id!r}" if self.id else "id is the row number"
+        answer = "answer is the text" if self.answer is None else f"answer from {self.answer!r}"
+        ident = "id is the row number" if self.id is None else f"id from {self.id!r}"
         how = "auto-detected" if self.detected else "as given"
         return f"text from {self.text!r}, {answer}, {ident} ({how})"
 

@@ -56,6 +56,13 @@ def detect_delimiter(path: Path, default: str) -> str:
     return next(char for char in DELIMITERS if counts[char] == most)
 
 
+def _csv_problem(exc: csv.Error) -> str:
+    """csv's message, less its advice on opening files, which is not the user's to take."""
+    if "new-line character seen in unquoted field" in str(exc):
+        return "bad CSV (a carriage return inside an unquoted field); quote that field"
+    return f"bad CSV ({exc}); check the quotes"
+
+
 class DelimitedTable(Table):
     """CSV or TSV. With a header the columns are its names; without one they are named
     by position, "1", "2", ..., after the first row. A row with fewer fields than the
@@ -91,9 +98,7 @@ class DelimitedTable(Table):
                 try:
                     row = next(reader, None)
                 except csv.Error as exc:
-                    raise input_error(
-                        self.path, start, f"bad CSV ({exc}); check the quotes"
-                    ) from None
+                    raise input_error(self.path, start, _csv_problem(exc)) from None
                 if row is None:
                     return
                 if row:

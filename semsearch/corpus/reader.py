@@ -103,10 +103,10 @@ class Corpus:
 
     def _record(self, line: int, number: int, row: dict[str, Any], text: str) -> Record:
         fields, table = self.fields, self._table
-        ident = table.value(line, row, fields.id) if fields.id else str(number)
+        ident = str(number) if fields.id is None else table.value(line, row, fields.id)
         if not ident.strip():
             raise input_error(table.path, line, f"empty id in {fields.id!r}")
-        answer = table.value(line, row, fields.answer) if fields.answer else text
+        answer = text if fields.answer is None else table.value(line, row, fields.answer)
         used = {fields.text, fields.answer, fields.id}
         return Record(ident, text, answer, table.metadata(row, used))
 
