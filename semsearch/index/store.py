@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from semsearch import atomic
-from semsearch.cache import sha256_of
 from semsearch.corpus import Record
 from semsearch.errors import IndexFolderError, InputError
 from semsearch.fingerprint import check as check_fingerprint
+from semsearch.index.checks import check_counts, checked_manifest
 from semsearch.index.manifest import (
     DATA_FILES,
     MANIFEST_FILE,
@@ -33,7 +33,6 @@ from semsearch.index.manifest import (
 )
 from semsearch.index.records import RecordStore
 from semsearch.index.vectors import (
-    DEFAULT_PARAMS,
     VectorIndex,
     check_params,
     resolve_type,
@@ -116,45 +115,15 @@ class IndexStore:
 
     @classmethod
     def _load(cls, path: Path) -> IndexStore:
-        if not path.is_dir():
-            raise IndexFolderError(f"no index folder at {path}: run `semsearch index` to build it")
-        for name in FILES:
-            if not (path / name).is_file():
-                raise IndexFolderError(
-                    f"{name} is missing from the index folder {path}: "
-                    "run `semsearch index` to build it"
-                )
-        manifest = Manifest.read(path)
-        for name in DATA_FILES:
-            if sha256_of(path / name) != manifest.checksums.get(name):
-                raise IndexFolderError(
-                    f"{name} in {path} is corrupt: its checksum does not match manifest.json; "
-                    "rebuild the index with `semsearch index`"
-                )
+        manifest = checked_manifest(path)
         section = manifest.index
-        if section.type not in DEFAULT_PARAMS:
-            raise IndexFolderError(
-                f"{path / MANIFEST_FILE} names an unknown index type {section.type!r} "
-                f"(this semsearch knows {', '.join(DEFAULT_PARAMS)}): rebuild the index"
-            )
-        if set(section.params) != set(DEFAULT_PARAMS[section.type]):
-            expected = ", ".join(DEFAULT_PARAMS[section.type]) or "none"
-            given = ", ".join(section.params) or "none"
-            raise IndexFolderError(
-                f"{path / MANIFEST_FILE}: a {section.type} index needs the parameters "
-                f"{expected}, the manifest gives {given}: rebuild the index"
-            )
         vectors = VectorIndex.load(path / VECTORS_FILE, section.type, section.params)
         records = RecordStore.open(path / RECORDS_FILE)
-        counts = (section.count, section.deleted)
-        if records.counts() != counts or vectors.ntotal != sum(counts):
-            found = records.counts()
+        try:
+            check_counts(path, section, records.counts(), vectors)
+        except IndexFolderError:
             records.close()
-            raise IndexFolderError(
-                f"{path} is inconsistent: manifest.json counts {counts[0]} records and "
-                f"{counts[1]} deleted, records.sqlite {found[0]} and {found[1]}, vectors.faiss "
-                f"{vectors.ntotal} vectors; rebuild the index"
-            )
+            raise
         return cls(path, manifest, vectors, records)
 
     @staticmethod

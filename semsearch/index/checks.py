@@ -1,0 +1,61 @@
+"""The checks an index folder passes before it is searched: every file there and
+unchanged since it was written, an index type this version knows, and the files
+holding the same entries. Each failure says what is wrong and to rebuild."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from semsearch.cache import sha256_of
+from semsearch.errors import IndexFolderError
+from semsearch.index.manifest import DATA_FILES, MANIFEST_FILE, IndexSection, Manifest
+from semsearch.index.vectors import DEFAULT_PARAMS, VectorIndex
+
+
+def checked_manifest(path: Path) -> Manifest:
+    """The folder's manifest, once its files are all there with their checksums."""
+    if not path.is_dir():
+        raise IndexFolderError(f"no index folder at {path}: run `semsearch index` to build it")
+    for name in (MANIFEST_FILE, *DATA_FILES):
+        if not (path / name).is_file():
+            raise IndexFolderError(
+                f"{name} is missing from the index folder {path}: run `semsearch index` to build it"
+            )
+    manifest = Manifest.read(path)
+    for name in DATA_FILES:
+        if sha256_of(path / name) != manifest.checksums.get(name):
+            raise IndexFolderError(
+                f"{name} in {path} is corrupt: its checksum does not match manifest.json; "
+                "rebuild the index with `semsearch index`"
+            )
+    section = manifest.index
+    if section.type not in DEFAULT_PARAMS:
+        raise IndexFolderError(
+            f"{path / MANIFEST_FILE} names an unknown index type {section.type!r} "
+            f"(this semsearch knows {', '.join(DEFAULT_PARAMS)}): rebuild the index"
+        )
+    if set(section.params) != set(DEFAULT_PARAMS[section.type]):
+        expected = ", ".join(DEFAULT_PARAMS[section.type]) or "none"
+        given = ", ".join(section.params) or "none"
+        raise IndexFolderError(
+            f"{path / MANIFEST_FILE}: a {section.type} index needs the parameters "
+            f"{expected}, the manifest gives {given}: rebuild the index"
+        )
+    return manifest
+
+
+def check_counts(
+    path: Path,
+    section: IndexSection,
+    records: tuple[int, int],
+    vectors: VectorIndex,
+) -> None:
+    """The manifest, records.sqlite and every part agree on how many entries there are
+    (`records`: live and tombstoned rows)."""
+    counts = (section.count, section.deleted)
+    if records != counts or vectors.ntotal != sum(counts):
+        raise IndexFolderError(
+            f"{path} is inconsistent: manifest.json counts {counts[0]} records and "
+            f"{counts[1]} deleted, records.sqlite {records[0]} and {records[1]}, vectors.faiss "
+            f"{vectors.ntotal} vectors; rebuild the index"
+        )
