@@ -91,12 +91,12 @@ def _manifest(built: Path) -> dict:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda m: m.pop("encoder"), "has no 'encoder' entry: rebuild the index"),
-        (lambda m: m["index"].pop("count"), "the index entry lacks count: rebuild the index"),
-        (lambda m: m["index"].update(count="2"), "index.count should be int, not '2'"),
-        (lambda m: m["index"].update(shards=2), "the index entry has unknown keys shards"),
-        (lambda m: m.update(checksums=[]), "'checksums' is not a JSON object"),
-        (lambda m: m.update(created=None), "'created' is missing or not a string"),
+        (lambda m: m.pop("encoder"), "is malformed: the key encoder is missing"),
+        (lambda m: m["index"].pop("count"), "is malformed: the key index.count is missing"),
+        (lambda m: m["index"].update(count="2"), 'index.count must be a whole number of 0 or'),
+        (lambda m: m["index"].update(shards=2), "is malformed: index has unknown key(s) shards"),
+        (lambda m: m.update(checksums=[]), "is malformed: checksums must be an object, got []"),
+        (lambda m: m.update(created=None), "is malformed: created must be a string, got null"),
     ],
 )
 def test_a_damaged_manifest_names_the_key_at_fault(built: Path, change, message: str) -> None:

@@ -23,6 +23,8 @@ FLAGS = {
     "index_type": "--index-type",
     "text_field": "--text-field",
     "label_field": "--label-field",
+    "delimiter": "--delimiter",
+    "header": "--no-header",
     "k": "-k",
     "threshold": "--threshold",
     "mode": "--mode",

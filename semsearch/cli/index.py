@@ -47,7 +47,26 @@ StrictOpt = Annotated[
     bool,
     typer.Option(
         "--strict",
-        help="Refuse empty texts instead of skipping them.",
+        help="Refuse empty texts and rows with fewer fields than the header "
+        "instead of skipping or counting them.",
+        rich_help_panel=FIELDS_PANEL,
+    ),
+]
+DelimiterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--delimiter",
+        help=".csv/.tsv: one character or 'tab' (default: detected from the first row "
+        "among , ; tab |).",
+        rich_help_panel=FIELDS_PANEL,
+    ),
+]
+NoHeaderOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-header",
+        help=".csv/.tsv without a header row: columns are 1, 2, ...; the text is column 1 "
+        "and the answer column 2 unless named (e.g. --text-field 2).",
         rich_help_panel=FIELDS_PANEL,
     ),
 ]
@@ -82,6 +101,8 @@ def index(
     answer_field: AnswerFieldOpt = None,
     id_field: IdFieldOpt = None,
     strict: StrictOpt = False,
+    delimiter: DelimiterOpt = None,
+    no_header: NoHeaderOpt = False,
     options: EncoderOptions = DEFAULT_ENCODER_OPTIONS,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
@@ -101,11 +122,17 @@ def index(
     refuse_foreign(output)  # and a folder it may not write, before the model loads
     check_writable(output)
     source = open_corpus(
-        corpus, text_field=text_field, answer_field=answer_field, id_field=id_field, strict=strict
+        corpus,
+        text_field=text_field,
+        answer_field=answer_field,
+        id_field=id_field,
+        strict=strict,
+        delimiter=delimiter,
+        header=not no_header,
     )
     encoder = load_encoder(settings.encoder)
     if not quiet:
-        typer.echo(f"reading {corpus}: {source.fields.describe()}", err=True)
+        typer.echo(f"reading {corpus}: {source.describe()}", err=True)
     store = IndexStore.build(
         output,
         source.chunks(settings.index.chunk_size),
@@ -122,6 +149,7 @@ def index(
             "index": str(output),
             "count": store.count,
             "skipped": source.skipped_empty,
+            "short_rows": source.short_rows,
             "truncated": stats.truncated,
             "dim": store.dim,
             "index_type": store.manifest.index.type,
@@ -138,6 +166,8 @@ def add(
     answer_field: AnswerFieldOpt = None,
     id_field: IdFieldOpt = None,
     strict: StrictOpt = False,
+    delimiter: DelimiterOpt = None,
+    no_header: NoHeaderOpt = False,
     device: DeviceOpt = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
@@ -158,10 +188,16 @@ def add(
         check_writable(index_path)
     engine = SearchEngine.open(index_path, device=device)
     source = open_corpus(
-        corpus, text_field=text_field, answer_field=answer_field, id_field=id_field, strict=strict
+        corpus,
+        text_field=text_field,
+        answer_field=answer_field,
+        id_field=id_field,
+        strict=strict,
+        delimiter=delimiter,
+        header=not no_header,
     )
     if not quiet:
-        typer.echo(f"reading {corpus}: {source.fields.describe()}", err=True)
+        typer.echo(f"reading {corpus}: {source.describe()}", err=True)
     stats = engine.store.add(
         source.chunks(IndexConfig().chunk_size),
         engine.encoder,
@@ -174,6 +210,7 @@ def add(
             "added": stats.added,
             "updated": stats.updated,
             "skipped": source.skipped_empty,
+            "short_rows": source.short_rows,
             "truncated": stats.truncated,
             "count": stats.count,
             "seconds": round(stats.seconds, 3),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from semsearch.errors import IndexFolderError
+from semsearch.text import not_utf8
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -38,15 +39,48 @@ class IndexSection:
     metric: str = "inner_product"
 
 
-INDEX_KEY_TYPES: dict[str, type] = {
-    "type": str,
-    "faiss_factory": str,
-    "count": int,
-    "deleted": int,
-    "params": dict,
-    "metric": str,
+# Each key the loader reads: its type, and whether it may be left out.
+_SCHEMA: dict[str, tuple[type, bool]] = {
+    "semsearch_version": (str, False),
+    "created": (str, False),
+    "updated": (str, False),
+    "encoder": (dict, False),
+    "index": (dict, False),
+    "fields": (dict, True),
+    "checksums": (dict, False),
+    "parts": (dict, True),
 }
-"""Each key of the manifest's "index" object and the JSON type it must have."""
+_INDEX_SCHEMA: dict[str, tuple[type, bool]] = {
+    "type": (str, False),
+    "faiss_factory": (str, False),
+    "count": (int, False),
+    "deleted": (int, True),
+    "params": (dict, True),
+    "metric": (str, True),
+}
+_KINDS = {str: "a string", dict: "an object", int: "a whole number of 0 or more"}
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _misshapen(data: dict[str, Any], schema: dict[str, tuple[type, bool]], where: str) -> str:
+    """What is wrong with one object of the manifest, naming the key; "" when nothing is."""
+    for key, (kind, optional) in schema.items():
+        if key not in data:
+            if optional:
+                continue
+            return f"the key {where}{key} is missing"
+        value = data[key]
+        if kind is int:
+            fits = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        else:
+            fits = isinstance(value, kind)
+        if not fits:
+            return f"{where}{key} must be {_KINDS[kind]}, got {json.dumps(value)[:40]}"
+    unknown = sorted(set(data) - set(schema)) if where else []
+    return f"{where.rstrip('.')} has unknown key(s) {', '.join(unknown)}" if unknown else ""
 
 
 @dataclass(frozen=True)
@@ -87,12 +121,12 @@ class Manifest:
     def from_json(cls, text: str, source: str = MANIFEST_FILE) -> Manifest:
         """Parse and validate; `source` names the file in error messages."""
         try:
-            data = json.loads(text)
+            data = json.loads(text, parse_constant=_refuse_constant)
         except json.JSONDecodeError as exc:
             raise IndexFolderError(
                 f"{source} is not valid JSON ({exc}): rebuild the index"
             ) from None
-        except (RecursionError, ValueError) as exc:  # nested too deep, a huge integer
+        except (RecursionError, ValueError) as exc:  # nested too deep, a huge integer, NaN
             reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
             raise IndexFolderError(
                 f"{source} cannot be read ({reason}): rebuild the index"
@@ -100,47 +134,31 @@ class Manifest:
         if not isinstance(data, dict):
             raise IndexFolderError(f"{source} is not a JSON object: rebuild the index")
         version = data.get("format_version")
-        if not isinstance(version, int):
+        if not isinstance(version, int) or isinstance(version, bool):
             raise IndexFolderError(f"{source} has no format_version: it is not a semsearch index")
         if version > FORMAT_VERSION:
             raise IndexFolderError(
                 f"index format {version} is newer than this semsearch supports "
                 f"({FORMAT_VERSION}): upgrade semsearch"
             )
-        index = _object(data, "index", source)
-        wanted = set(INDEX_KEY_TYPES)
-        required = {"type", "faiss_factory", "count"}
-        if missing := sorted(required - set(index)):
-            raise IndexFolderError(
-                f"{source}: the index entry lacks {', '.join(missing)}: rebuild the index"
-            )
-        if unknown := sorted(set(index) - wanted):
-            raise IndexFolderError(
-                f"{source}: the index entry has unknown keys {', '.join(unknown)}: "
-                "rebuild the index"
-            )
-        for key, value in index.items():
-            kind = INDEX_KEY_TYPES[key]
-            if not isinstance(value, kind) or isinstance(value, bool):
-                raise IndexFolderError(
-                    f"{source}: index.{key} should be {kind.__name__}, not {value!r:.40}: "
-                    "rebuild the index"
-                )
-        for key in ("semsearch_version", "created", "updated"):
-            if not isinstance(data.get(key), str):
-                raise IndexFolderError(
-                    f"{source}: {key!r} is missing or not a string: rebuild the index"
-                )
+        problem = _misshapen(data, _SCHEMA, "")
+        problem = problem or _misshapen(data["index"], _INDEX_SCHEMA, "index.")
+        if not problem and not all(isinstance(v, str) for v in data["checksums"].values()):
+            problem = "checksums must map file names to strings"
+        if not problem and "\\u" in text:  # only an escape gives a lone surrogate
+            problem = not_utf8(json.dumps(data, ensure_ascii=False), from_json=True) or ""
+        if problem:
+            raise IndexFolderError(f"{source} is malformed: {problem}: rebuild the index")
         return cls(
             semsearch_version=data["semsearch_version"],
             created=data["created"],
             updated=data["updated"],
-            encoder=_object(data, "encoder", source),
-            index=IndexSection(**index),
-            fields=_object(data, "fields", source, required=False),
-            checksums=_object(data, "checksums", source),
+            encoder=data["encoder"],
+            index=IndexSection(**data["index"]),
+            fields=data.get("fields", {}),
+            checksums=data["checksums"],
             format_version=version,
-            parts=_object(data, "parts", source, required=False),
+            parts=data.get("parts", {}),
         )
 
     @classmethod
@@ -156,15 +174,3 @@ class Manifest:
         except (OSError, UnicodeDecodeError) as exc:
             raise IndexFolderError(f"cannot read {path}: {exc}") from None
         return cls.from_json(text, source=str(path))
-
-
-def _object(data: dict[str, Any], key: str, source: str, required: bool = True) -> dict[str, Any]:
-    """The JSON object at `key`, or an error that names the key."""
-    if key not in data and not required:
-        return {}
-    value = data.get(key)
-    if key not in data:
-        raise IndexFolderError(f"{source} has no {key!r} entry: rebuild the index")
-    if not isinstance(value, dict):
-        raise IndexFolderError(f"{source}: {key!r} is not a JSON object: rebuild the index")
-    return dict(value)

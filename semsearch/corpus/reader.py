@@ -1,0 +1,172 @@
+"""The Corpus: a corpus file or folder opened with its fields fixed, read as Records on
+every pass, with the rows it skipped or found short counted and reported."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from semsearch.corpus.base import SUPPORTED, Fields, Record, Table, input_error
+from semsearch.corpus.delimited import DEFAULT_DELIMITERS, DelimitedTable, parse_delimiter
+from semsearch.corpus.lines import BeirTable, JsonlTable, TxtTable
+from semsearch.errors import InputError
+
+log = logging.getLogger("semsearch")
+
+
+class Corpus:
+    """An opened corpus: fields are fixed at open, rows are re-read on every pass.
+
+    Build it with `open_corpus`. Counts of the latest pass: `skipped_empty`, the rows
+    skipped for an empty text; `short_rows`, the .csv/.tsv rows with fewer fields than
+    the header, whose missing fields were read as empty (a pass that finds any ends with
+    a warning on the `semsearch` logger; strict mode refuses them).
+    """
+
+    def __init__(self, path: Path, table: Table, fields: Fields, strict: bool) -> None:
+        self.path = path
+        self.fields = fields
+        self.skipped_empty = 0
+        self.short_rows = 0
+        self._first_short = 0
+        self._table = table
+        self._strict = strict
+        if isinstance(table, DelimitedTable):
+            table.short_row = self._short_row
+
+    def describe(self) -> str:
+        """One line on how the file is read: the fields, and a table's delimiter and header."""
+        layout = self._table.describe()
+        return f"{self.fields.describe()}; {layout}" if layout else self.fields.describe()
+
+    def __iter__(self) -> Iterator[Record]:
+        self.skipped_empty = self.short_rows = self._first_short = 0
+        first_line: dict[str, int] = {}
+        with closing(self._table.rows()) as rows:
+            for number, (line, row) in enumerate(rows, 1):
+                text = self._table.value(line, row, self.fields.text)
+                if not text.strip():
+                    self._skip_empty(line)
+                    continue
+                record = self._record(line, number, row, text)
+                if record.id in first_line:
+                    raise input_error(
+                        self._table.path,
+                        line,
+                        f"duplicate id {record.id!r} (first on line {first_line[record.id]})",
+                    )
+                first_line[record.id] = line
+                yield record
+        if self.short_rows:
+            log.warning(self._short_note())
+
+    def chunks(self, size: int) -> Iterator[list[Record]]:
+        """Lists of at most `size` records, so callers can encode in batches while streaming."""
+        if size < 1:
+            raise ValueError(f"chunk size must be at least 1, got {size}")
+        records = iter(self)
+        while chunk := list(islice(records, size)):
+            yield chunk
+
+    def _skip_empty(self, line: int) -> None:
+        if self._strict:
+            raise input_error(
+                self._table.path, line, f"empty text in {self.fields.text!r} (strict mode)"
+            )
+        self.skipped_empty += 1
+
+    def _short_row(self, line: int, count: int) -> None:
+        assert isinstance(self._table, DelimitedTable)  # only tables with a header have these
+        if self._strict:
+            columns, first = len(self._table.columns), self._table.first_row
+            raise input_error(
+                self._table.path,
+                line,
+                f"{count} field{'s' * (count != 1)} but {first} has {columns} (strict mode)",
+            )
+        self.short_rows += 1
+        self._first_short = self._first_short or line
+
+    def _short_note(self) -> str:
+        assert isinstance(self._table, DelimitedTable)
+        rows = "1 row" if self.short_rows == 1 else f"{self.short_rows} rows"
+        has = "has" if self.short_rows == 1 else "have"
+        fields = "its missing fields are" if self.short_rows == 1 else "their missing fields are"
+        return (
+            f"{rows} of {self._table.path} {has} fewer fields than {self._table.first_row} "
+            f"(first: line {self._first_short}); {fields} empty"
+        )
+
+    def _record(self, line: int, number: int, row: dict[str, Any], text: str) -> Record:
+        fields, table = self.fields, self._table
+        ident = str(number) if fields.id is None else table.value(line, row, fields.id)
+        if not ident.strip():
+            raise input_error(table.path, line, f"empty id in {fields.id!r}")
+        answer = text if fields.answer is None else table.value(line, row, fields.answer)
+        used = {fields.text, fields.answer, fields.id}
+        return Record(ident, text, answer, table.metadata(row, used))
+
+
+_LINE_FORMATS: dict[str, Callable[[Path], Table]] = {".jsonl": JsonlTable, ".txt": TxtTable}
+
+
+def _refuse_table_options(path: Path, kind: str, delimiter: str | None, header: bool) -> None:
+    """A delimiter or a missing header means something only in .csv and .tsv files."""
+    if delimiter is not None:
+        raise InputError(
+            f"{path}: {kind} has no delimiter; only .csv and .tsv files take one",
+            setting="delimiter",
+        )
+    if not header:
+        raise InputError(
+            f"{path}: {kind} has no header row to leave out; only .csv and .tsv files do",
+            setting="header",
+        )
+
+
+def _open_table(path: Path, delimiter: str | None, header: bool) -> Table:
+    if path.is_dir():
+        if not (path / "corpus.jsonl").is_file():
+            raise InputError(
+                f"{path} is a folder without corpus.jsonl, so not a BEIR folder; "
+                f"semsearch reads {SUPPORTED}"
+            )
+        _refuse_table_options(path, "a BEIR folder", delimiter, header)
+        return BeirTable(path)
+    if not path.exists():
+        raise InputError(f"corpus not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix in DEFAULT_DELIMITERS:
+        chosen = None if delimiter is None else parse_delimiter(delimiter)
+        return DelimitedTable(path, DEFAULT_DELIMITERS[suffix], chosen, header)
+    table = _LINE_FORMATS.get(suffix)
+    if table is None:
+        raise InputError(f"{path}: unsupported corpus format; semsearch reads {SUPPORTED}")
+    _refuse_table_options(path, f"a {suffix} file", delimiter, header)
+    return table(path)
+
+
+def open_corpus(
+    path: str | Path,
+    *,
+    text_field: str | None = None,
+    answer_field: str | None = None,
+    id_field: str | None = None,
+    strict: bool = False,
+    delimiter: str | None = None,
+    header: bool = True,
+) -> Corpus:
+    """Open a corpus: the format and fields are checked now (header or first record only),
+    so a wrong column name fails before any model is loaded; rows are read when iterated.
+
+    For .csv and .tsv only: `delimiter` is one character or `tab` (default: detected from
+    the first row among , ; tab |), and `header=False` reads a file whose first row is
+    data, with columns named "1", "2", ... by position (text: column 1, answer: column 2,
+    unless named)."""
+    path = Path(path)
+    table = _open_table(path, delimiter, header)
+    return Corpus(path, table, table.fields(text_field, answer_field, id_field), strict)
