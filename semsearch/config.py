@@ -27,7 +27,7 @@ CUDA_DTYPES = ("float16", "bfloat16", "float32")
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 MODES = ("hybrid", "dense", "lexical")
 FUSIONS = ("convex", "rrf")
-DENSE_WEIGHT = 0.7
+DENSE_WEIGHT = 0.8
 """Hybrid's share for the dense views (the rest is BM25's); chosen on the shared FAQ sets,
 see the README's retrieval table."""
 
@@ -136,6 +136,8 @@ class SearchConfig:
     dense_weight: float = DENSE_WEIGHT
     rrf_k: int = 60
     candidates: int = 100
+    rerank: str | None = None  # a cross-encoder (folder or hub name) re-scores the top hits
+    rerank_depth: int = 20
 
     def __post_init__(self) -> None:
         if self.k < 1:

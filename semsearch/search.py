@@ -20,6 +20,7 @@ from semsearch.fingerprint import check as check_fingerprint
 from semsearch.fingerprint import encoder_config
 from semsearch.index import IndexStore
 from semsearch.ranking import Ranked, effective_mode, rank
+from semsearch.rerank import Reranker
 from semsearch.results import Hit, SearchResult  # defined there; importable from here too
 from semsearch.text import not_utf8
 
@@ -28,7 +29,11 @@ class SearchEngine:
     """An open index plus the encoder that built it."""
 
     def __init__(
-        self, store: IndexStore, encoder: Encoder, config: SearchConfig | None = None
+        self,
+        store: IndexStore,
+        encoder: Encoder,
+        config: SearchConfig | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         check_fingerprint(store.manifest.encoder, encoder.fingerprint)
         prepare = getattr(encoder, "prepare", None)  # stand-in encoders may have none
@@ -37,6 +42,9 @@ class SearchEngine:
         self.store = store
         self.encoder = encoder
         self.config = config or SearchConfig()
+        if reranker is None and self.config.rerank:
+            reranker = Reranker(self.config.rerank, self.config.rerank_depth)
+        self.reranker = reranker
 
     @classmethod
     def open(
@@ -98,7 +106,11 @@ class SearchEngine:
         vectors = np.ascontiguousarray(self.encoder.encode(questions), dtype=np.float32)
         # several known questions may share one answer: fetch more, keep each answer once
         fetch = min(self.store.count, k * 4 if self.config.dedupe else k)
+        if self.reranker is not None:  # it reads `depth` candidates, at least those shown
+            fetch = min(self.store.count, max(fetch, self.reranker.depth))
         ranked = rank(self.store, vectors, questions, self.config, max(fetch, 1), mode)
+        if self.reranker is not None:
+            ranked = [self._reranked(q, found) for q, found in zip(questions, ranked, strict=True)]
         return [
             self._result(q, found, k, threshold, mode)
             for q, found in zip(questions, ranked, strict=True)
@@ -131,6 +143,21 @@ class SearchEngine:
         mode: str | None = None,
     ) -> list[list[Hit]]:
         return [result.confident for result in self.query_batch(questions, k, threshold, mode)]
+
+    def _reranked(self, question: str, found: list[Ranked]) -> list[Ranked]:
+        """The candidates re-scored by the cross-encoder (question with question and
+        answer) and sorted by its score; each keeps its other scores beside it."""
+        assert self.reranker is not None
+        records = self.store.records_for(ranked.rowid for ranked in found)
+        texts = [self.store.parts.lexical_text(records[ranked.rowid]) for ranked in found]
+        scores = self.reranker.scores(question, texts)
+        rescored = [
+            Ranked(
+                ranked.rowid, score, {**(ranked.scores or {"dense": ranked.score}), "rerank": score}
+            )
+            for ranked, score in zip(found, scores, strict=True)
+        ]
+        return sorted(rescored, key=lambda ranked: -ranked.score)
 
     def _result(
         self, question: str, found: list[Ranked], k: int, threshold: float | None, mode: str

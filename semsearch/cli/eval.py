@@ -27,6 +27,7 @@ from semsearch.cli.options import (
     SkipSpecialOpt,
     with_encoder_options,
 )
+from semsearch.config import MODES
 
 eval_app = typer.Typer(
     help="Measure an encoder: STS correlation, BEIR retrieval, layer x pooling sweeps, "
@@ -164,6 +165,13 @@ def retrieval(
     k: Annotated[
         int, typer.Option("-k", "--k", help="Hits retrieved per query (MAP@100 needs 100).")
     ] = 100,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            "--mode",
+            help="hybrid (default), dense, lexical, or all: every mode on one index.",
+        ),
+    ] = None,
     per_query: Annotated[
         Path | None,
         typer.Option("--per-query", help="Write one JSON line per query (metrics, top hits)."),
@@ -189,7 +197,10 @@ def retrieval(
         raise InputError(f"k must be at least 1, got {k}", setting="k")
     if per_query:
         _refuse_missing_folder(per_query, "--per-query")
-    settings = options.settings(index={"type": index_type})
+    every = mode == "all"
+    settings = options.settings(
+        index={"type": index_type}, search={"mode": None if every else mode}
+    )
     resolve_type(settings.index.type, 0)  # an unknown type fails before any reading
     beir = BeirFolder.open(folder, split)
     if k < 100:
@@ -199,6 +210,8 @@ def retrieval(
         beir,
         encoder,
         index=settings.index,
+        search=settings.search,
+        also=MODES if every else (),
         text_field=text_field,
         k=k,
         show_progress=_progress(quiet),
@@ -213,7 +226,13 @@ def retrieval(
         f"queries: {result.queries} evaluated, {result.skipped_queries} without a relevant "
         "document skipped",
         f"encoder: {_describe(result.encoder)}",
+        f"mode: {result.mode}",
         *(f"{label:>10} x100: {_x100(result.metrics[key])}" for key, label in names.items()),
+        *(
+            f"{name:>10}: " + ", ".join(f"{names[k]} {_x100(v)}" for k, v in metrics.items())
+            for name, metrics in result.by_mode.items()
+            if every
+        ),
         f"({result.seconds['index']:.1f} s indexing, {result.seconds['search']:.1f} s searching)",
     ]
     payload = result.to_json()

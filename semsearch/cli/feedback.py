@@ -28,6 +28,7 @@ FLAGS = {
     "k": "-k",
     "threshold": "--threshold",
     "mode": "--mode",
+    "rerank": "--rerank",
     "merge": "--merge",
     "limit": "--limit",
     "limit_train": "--limit-train",

@@ -122,6 +122,14 @@ ModeOpt = Annotated[
         "before hybrid search) or lexical (BM25 only).",
     ),
 ]
+RerankOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--rerank",
+        help="Re-score the top hits with this cross-encoder (a local folder, or a hub name "
+        "with internet); off by default.",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 

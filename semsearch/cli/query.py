@@ -16,6 +16,7 @@ from semsearch.cli.options import (
     EncoderOptions,
     JsonOpt,
     ModeOpt,
+    RerankOpt,
     with_encoder_options,
 )
 from semsearch.errors import ConfigError, SemsearchError
@@ -72,6 +73,7 @@ def query(
         ),
     ] = None,
     mode: ModeOpt = None,
+    rerank: RerankOpt = None,
     options: EncoderOptions = DEFAULT_ENCODER_OPTIONS,
     as_json: JsonOpt = False,
 ) -> None:
@@ -82,7 +84,9 @@ def query(
     Without QUESTION: an interactive prompt at a terminal, or one question a line
     from piped standard input (one answer block, or JSON line, each).
     """
-    engine = _open_engine(index_path, options, {"k": k, "threshold": threshold, "mode": mode})
+    engine = _open_engine(
+        index_path, options, {"k": k, "threshold": threshold, "mode": mode, "rerank": rerank}
+    )
     if question is not None:
         _emit(engine.query(question), as_json)
     elif sys.stdin.isatty():
