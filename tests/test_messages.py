@@ -93,7 +93,7 @@ def _manifest(built: Path) -> dict:
     [
         (lambda m: m.pop("encoder"), "is malformed: the key encoder is missing"),
         (lambda m: m["index"].pop("count"), "is malformed: the key index.count is missing"),
-        (lambda m: m["index"].update(count="2"), 'index.count must be a whole number of 0 or'),
+        (lambda m: m["index"].update(count="2"), "index.count must be a whole number of 0 or"),
         (lambda m: m["index"].update(shards=2), "is malformed: index has unknown key(s) shards"),
         (lambda m: m.update(checksums=[]), "is malformed: checksums must be an object, got []"),
         (lambda m: m.update(created=None), "is malformed: created must be a string, got null"),
