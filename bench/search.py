@@ -3,7 +3,8 @@
 For each index type and encoder backend: build seconds, index bytes, search-only and
 end-to-end latency p50/p99 of single questions, recall@10 against flat (fp32), and the
 peak RSS of a process that opens the index and answers questions (model included).
-End to end is `SearchEngine.query(question, k=10)`: tokenise, encode, FAISS search,
+End to end is `SearchEngine.query(question, k=10)` in dense mode (and again in hybrid
+mode, the default: BM25 and fusion added): tokenise, encode, FAISS search,
 records from SQLite, answer de-duplication, i.e. what `semsearch query`, the
 interactive prompt and the HTTP service do per question. The reference in the same
 run: sentence-transformers' own encode() of the one question plus a NumPy dot product
@@ -121,22 +122,27 @@ def measure_type(
     store, encoder = engine.store, engine.encoder
     vectors = encoder.encode(questions)
     for question in questions[:20]:  # warm-up
-        engine.query(question, k=10)
-    search_only, end_to_end, ids = [], [], []
+        engine.query(question, k=10, mode="dense")
+        engine.query(question, k=10, mode="hybrid")
+    search_only, end_to_end, hybrid, ids = [], [], [], []
     for i, question in enumerate(questions):
         started = time.perf_counter()
         hits = store.search(vectors[i : i + 1], 10)
         search_only.append(time.perf_counter() - started)
         ids.append([record.id for record, _ in hits[0]])
         started = time.perf_counter()
-        engine.query(question, k=10)
+        engine.query(question, k=10, mode="dense")
         end_to_end.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        engine.query(question, k=10, mode="hybrid")
+        hybrid.append(time.perf_counter() - started)
     queue.put(
         {
             "type": index_type,
             "backend": backend,
             "search_ms": percentiles(search_only),
             "end_to_end_ms": percentiles(end_to_end),
+            "hybrid_ms": percentiles(hybrid),
             "ids": ids,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
@@ -179,6 +185,7 @@ def main() -> None:
     from semsearch.corpus import Record
     from semsearch.encoders import load_encoder
     from semsearch.index import IndexStore
+    from semsearch.index.lexical import LEXICAL_FILES, LexicalIndex
 
     texts = load_texts(args.limit)
     questions = load_questions(args.questions)
@@ -191,6 +198,9 @@ def main() -> None:
     records = [Record(str(i), t, t, {}) for i, t in enumerate(texts)]
     chunks = [records[i : i + 4096] for i in range(0, len(records), 4096)]
     reference = reference_latency(vectors["fp32"], questions)
+    started = time.perf_counter()  # the lexical part alone, as every build makes it
+    LexicalIndex.build(texts, np.arange(len(texts)))
+    lexical_seconds = time.perf_counter() - started
 
     # (index type, vector precision, backends timed on it); every fp32 index is timed at
     # least with onnx, so flat always gives the exact neighbours recall is measured by
@@ -213,6 +223,7 @@ def main() -> None:
             )
             build_seconds = time.perf_counter() - started
             size = sum(p.stat().st_size for p in folder.iterdir())
+            lexical_bytes = sum((folder / name).stat().st_size for name in LEXICAL_FILES)
             store.close()
             for backend in timed_backends:
                 queue = context.Queue()
@@ -222,7 +233,12 @@ def main() -> None:
                 process.start()
                 result = queue.get()
                 process.join()
-                result.update(build_seconds=build_seconds, bytes=size)
+                result.update(
+                    build_seconds=build_seconds,
+                    bytes=size,
+                    lexical_bytes=lexical_bytes,
+                    lexical_seconds=lexical_seconds,
+                )
                 rows.append(result)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -240,6 +256,7 @@ def main() -> None:
         "questions": len(questions),
         "threads": torch.get_num_threads(),
         "encode_texts_per_second_onnx": round(texts_per_second, 1),
+        "lexical_build_seconds": round(lexical_seconds, 2),
         "reference_end_to_end_ms": reference,
         "types": rows,
     }
@@ -255,16 +272,25 @@ def main() -> None:
         f"reference (sentence-transformers encode + NumPy dot): "
         f"p50 {reference[0]:.2f} ms, p99 {reference[1]:.2f} ms"
     )
+    encode_seconds = len(texts) / texts_per_second
     print(
-        "type   backend    build s      MB  search p50/p99 ms  end-to-end p50/p99 ms"
-        "  vs ref  recall@10  RSS MB"
+        f"lexical part (bm25s): built in {lexical_seconds:.1f} s; a whole `index` run "
+        f"(encoding at {texts_per_second:.0f} texts/s, {encode_seconds:.0f} s) grows by "
+        f"{100 * lexical_seconds / encode_seconds:.1f}%"
+    )
+    print(
+        "type   backend    build s      MB  lexical MB  search p50/p99 ms  dense p50/p99 ms"
+        "  hybrid p50/p99 ms  +p50 ms  vs ref  recall@10  RSS MB"
     )
     for row in rows:
         print(
             f"{row['type']:<6} {row['backend']:<10} {row['build_seconds']:>7.1f}"
             f" {row['bytes'] / 1e6:>7.1f}"
+            f"  {row['lexical_bytes'] / 1e6:>10.1f}"
             f"  {row['search_ms'][0]:>7.3f} / {row['search_ms'][1]:<7.3f}"
-            f"  {row['end_to_end_ms'][0]:>9.2f} / {row['end_to_end_ms'][1]:<9.2f}"
+            f"  {row['end_to_end_ms'][0]:>7.2f} / {row['end_to_end_ms'][1]:<7.2f}"
+            f"  {row['hybrid_ms'][0]:>8.2f} / {row['hybrid_ms'][1]:<7.2f}"
+            f"  {row['hybrid_ms'][0] - row['end_to_end_ms'][0]:>+6.2f}"
             f"  {row['end_to_end_vs_reference']:>5.2f}x"
             f"  {row.get('recall@10', float('nan')):>8.3f}  {row['peak_rss_mb']:>6.0f}"
         )

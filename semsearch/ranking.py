@@ -116,7 +116,7 @@ def _fuse(
     if store.second is not None:
         view = store.parts.second or "second"
         parts[view] = _real(dict(second_hits or []), candidates, store.second, vector)
-    lexical = np.array([store.lexical.score_of(lexical_all, r) for r in candidates.tolist()])
+    lexical = store.lexical.scores_of(lexical_all, candidates).astype(np.float64)
     parts["lexical"] = lexical
     if dense_hits is None:  # lexical mode: BM25 ranks
         fused = lexical

@@ -71,13 +71,13 @@ def test_lexical_scores_equal_bm25s(question: str, tmp_path: Path) -> None:
     by_rowid = dict(zip(rowids.tolist(), reference.tolist(), strict=True))
     for index in (built, loaded):
         scores = index.scores(question)
-        assert [index.score_of(scores, r) for r in rowids.tolist()] == pytest.approx(
+        assert index.scores_of(scores, rowids).tolist() == pytest.approx(
             reference.tolist(), abs=1e-6
         )
         top, _ = index.top(question, 3)
         expected = sorted((r for r, s in by_rowid.items() if s > 0), key=lambda r: -by_rowid[r])
         assert [rowid for rowid, _ in top] == expected[:3]
-        assert index.score_of(scores, 999) == 0.0
+        assert index.scores_of(scores, np.array([999, 0, 5])).tolist()[:2] == [0.0, 0.0]
 
 
 def test_a_corpus_of_stop_words_has_an_empty_lexical_index(tmp_path: Path) -> None:

@@ -178,8 +178,10 @@ class LexicalIndex:
         found = [(int(self.rowids[p]), float(scores[p])) for p in best if scores[p] > 0]
         return found, scores
 
-    def score_of(self, scores: np.ndarray, rowid: int) -> float:
-        """An entry's score in `scores` (from `top`); 0 for an entry not indexed here."""
-        position = int(np.searchsorted(self.rowids, rowid))
-        found = position < self.count and self.rowids[position] == rowid
-        return float(scores[position]) if found else 0.0
+    def scores_of(self, scores: np.ndarray, rowids: np.ndarray) -> np.ndarray:
+        """The entries' scores in `scores` (from `top`); 0 for one not indexed here."""
+        rowids = np.asarray(rowids, dtype=np.int64)
+        if not self.count:
+            return np.zeros(len(rowids), dtype=np.float32)
+        at = np.searchsorted(self.rowids, rowids).clip(max=self.count - 1)
+        return np.where(self.rowids[at] == rowids, scores[at], 0.0).astype(np.float32)
