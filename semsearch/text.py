@@ -2,9 +2,12 @@
 
 Undecodable bytes from the command line or a pipe reach Python as lone surrogates
 (U+DC80..U+DCFF, "surrogateescape"); a JSON escape such as "\\udce9" gives one too.
-Neither can be tokenised, stored or sent as JSON, so they are named, not guessed at."""
+Neither can be tokenised, stored or sent as JSON, so they are named, not guessed at.
+Also here: how names from a user's file are shown in a one-line message."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 
 def not_utf8(text: str, *, from_json: bool = False) -> str | None:
@@ -18,3 +21,11 @@ def not_utf8(text: str, *, from_json: bool = False) -> str | None:
             return f"byte 0x{code - 0xDC00:02x}, which is not UTF-8"
         return f"\\u{code:04x}, a lone surrogate"
     return None
+
+
+def shown(names: Iterable[str]) -> str:
+    """Column names for a one-line message: a name holding a line break or another
+    control character is quoted with escapes (a header cell may span lines)."""
+    return ", ".join(
+        repr(name) if any(ch < " " or ch == "\x7f" for ch in name) else name for name in names
+    )

@@ -128,6 +128,22 @@ def test_an_index_type_message_says_which_part_is_wrong(built: Path, tmp_path: P
         assert message in str(caught.value)
 
 
+def test_a_header_cell_spanning_two_lines_is_quoted_in_the_message(tmp_path: Path) -> None:
+    corpus = tmp_path / "two.csv"
+    corpus.write_text('"ques\ntion",answer\nq1,a1\n', encoding="utf-8")
+    done = runner.invoke(
+        app, ["index", str(corpus), "-o", str(tmp_path / "x"), "--text-field", "q"]
+    )
+    assert done.exit_code == 1
+    assert done.output == (
+        f"semsearch: error: {corpus} has no column 'q'; columns found: 'ques\\ntion', answer\n"
+    )
+    labelled = tmp_path / "l.csv"
+    labelled.write_text('"te\nxt",topic\nhi,x\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"no text column among 'te\\nxt', topic"):
+        read_labelled(labelled)
+
+
 def test_eval_names_the_option_for_a_missing_label_column(tmp_path: Path) -> None:
     unlabelled = tmp_path / "u.csv"
     unlabelled.write_text("text,topic\nhi,x\n", encoding="utf-8")

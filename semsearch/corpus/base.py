@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from semsearch.errors import InputError
+from semsearch.text import shown
 
 TEXT_NAMES = ("question", "query", "text", "sentence", "title", "content", "body")
 ANSWER_NAMES = ("answer", "response", "reply", "text")
@@ -121,7 +122,7 @@ class Table(ABC):
             text = self._detect(TEXT_NAMES, taken)
             if text is None:
                 raise InputError(
-                    f"{self.path}: no text column found; columns found: {', '.join(self.columns)}; "
+                    f"{self.path}: no text column found; columns found: {shown(self.columns)}; "
                     "name the one to embed as the text field",
                     setting="text_field",
                 )
@@ -141,7 +142,7 @@ class Table(ABC):
         ]
         if not matches:
             raise InputError(
-                f"{self.path} has no column {name!r}; columns found: {', '.join(self.columns)}"
+                f"{self.path} has no column {name!r}; columns found: {shown(self.columns)}"
             )
         return matches[0]
 

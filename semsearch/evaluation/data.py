@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from semsearch.errors import InputError
+from semsearch.text import shown
 
 STSB_COLUMNS = 7  # genre, file, year, id, score, sentence1, sentence2 (+ licence columns)
 STS_HEADER = ("sentence1", "sentence2", "score")
@@ -221,7 +222,7 @@ def _pick(
     if given is not None:
         if given.strip().lower() not in lowered:
             raise InputError(
-                f"{path} has no column {given!r}; columns: {', '.join(names)}",
+                f"{path} has no column {given!r}; columns: {shown(names)}",
                 setting=f"{what}_field",
             )
         return lowered.index(given.strip().lower())
@@ -229,7 +230,7 @@ def _pick(
         if name in lowered:
             return lowered.index(name)
     raise InputError(
-        f"{path}: no {what} column among {', '.join(names)}; name the {what} field",
+        f"{path}: no {what} column among {shown(names)}; name the {what} field",
         setting=f"{what}_field",
     )
 
