@@ -43,12 +43,18 @@ RUNS: list[tuple[str, str, tuple[str, ...]]] = [
     ),
     *(
         (
-            f"retrieval {folder} {kind}",
-            f"{label}, {kind}",
-            ("retrieval", f"{DATA}/{folder}", "--index-type", kind),
+            f"retrieval {folder} {kind} {mode}",
+            f"{label}, {kind}, {mode}" + (" (default)" if mode == "hybrid" else ""),
+            ("retrieval", f"{DATA}/{folder}", "--index-type", kind, "--mode", mode),
         )
         for folder, label in (("stackfaq", "StackFAQ"), ("covidqa_faq", "COVID-QA FAQ"))
-        for kind in ("flat", "hnsw")
+        for kind, mode in (
+            ("flat", "hybrid"),
+            ("flat", "dense"),
+            ("flat", "lexical"),
+            ("hnsw", "hybrid"),
+            ("hnsw", "dense"),
+        )
     ),
     (
         "classify sst2",
