@@ -1,0 +1,73 @@
+"""How hybrid search's dense weight was chosen: nDCG@10 over a grid of weights.
+
+On each shared retrieval set (COVID-QA FAQ, StackFAQ), twice: as it is (question and
+answer: two dense views and BM25) and with the answers alone as documents (one dense
+view and BM25, a stand-in for corpora of passages). One index per case, built as
+`semsearch index` builds it; every weight ranks the same candidates.
+
+    .venv/bin/python bench/fusion.py        # results in bench/results/fusion.txt
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+SETS = ("covidqa_faq", "stackfaq")
+WEIGHTS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)
+
+
+def main() -> None:
+    from semsearch.config import SearchConfig
+    from semsearch.corpus import open_corpus
+    from semsearch.encoders import load_encoder
+    from semsearch.evaluation.metrics import evaluate_rankings
+    from semsearch.evaluation.retrieval import BeirFolder
+    from semsearch.index import IndexStore
+    from semsearch.ranking import rank
+
+    if not DATA.exists():
+        sys.exit(f"bench/fusion.py: {DATA} is absent: the benchmark reads ../shared/data")
+    encoder = load_encoder()
+    table: dict[str, list[float]] = {}
+    for name in SETS:
+        beir = BeirFolder.open(DATA / name, "test")
+        questions = [beir.queries[q] for q in beir.judged]
+        vectors = np.ascontiguousarray(encoder.encode(questions), dtype=np.float32)
+        qrels = {q: beir.qrels[q] for q in beir.judged}
+        for case, text_field in (("question+answer", None), ("answers alone", "text")):
+            corpus = open_corpus(beir.path, text_field=text_field)
+            fields = {"text": corpus.fields.text, "answer": corpus.fields.answer}
+            with tempfile.TemporaryDirectory() as scratch:
+                store = IndexStore.build(
+                    Path(scratch) / "i", corpus.chunks(4096), encoder, fields=fields
+                )
+                row = []
+                for weight in WEIGHTS:
+                    config = SearchConfig(dense_weight=weight)
+                    found = rank(store, vectors, questions, config, 100, "hybrid")
+                    records = store.records_for(h.rowid for hits in found for h in hits)
+                    rankings = {
+                        q: [records[h.rowid].id for h in hits]
+                        for q, hits in zip(beir.judged, found, strict=True)
+                    }
+                    row.append(100 * evaluate_rankings(rankings, qrels)[0]["ndcg@10"])
+                store.close()
+            table[f"{name}, {case}"] = row
+    print(f"$ {' '.join(sys.argv)}")
+    print("nDCG@10 x 100 by dense weight (hybrid, convex fusion; 1.0 = dense views only)")
+    print(f"{'set':<34}" + "".join(f"{w:>7.1f}" for w in WEIGHTS))
+    for label, row in table.items():
+        print(f"{label:<34}" + "".join(f"{v:>7.2f}" for v in row))
+    means = np.mean(list(table.values()), axis=0)
+    print(f"{'mean':<34}" + "".join(f"{v:>7.2f}" for v in means))
+    print(f"best mean: dense weight {WEIGHTS[int(np.argmax(means))]}")
+
+
+if __name__ == "__main__":
+    main()
