@@ -259,12 +259,23 @@ def info(index_path: IndexArg, as_json: JsonOpt = False) -> None:
         ("dim", encoder["dim"]),
         ("max tokens", encoder["max_seq_length"]),
         ("index type", f"{section['type']} ({section['faiss_factory']}) {section['params']}"),
+        ("parts", _parts(details["parts"])),
         ("sizes", ", ".join(f"{name} {size:,} B" for name, size in details["files"].items())),
         ("created", details["created"]),
         ("updated", details["updated"]),
     ]
     for key, value in lines:
         typer.echo(f"{key:>10}: {value}")
+
+
+def _parts(parts: dict[str, Any]) -> str:
+    """What hybrid search can use in this index, in words."""
+    if not parts.get("lexical"):
+        return "dense only (built before hybrid search: `semsearch index` rebuilds it)"
+    second = {"joint": "question + answer", "question": "the title alone"}.get(
+        parts.get("second") or ""
+    )
+    return "dense" + (f", a second view of {second}" if second else "") + ", lexical (BM25)"
 
 
 def register(app: typer.Typer) -> None:

@@ -261,7 +261,10 @@ class IndexStore:
                 "params": dict(section.params),
             },
             "fields": dict(self.manifest.fields),
-            "files": {name: (self.folder / name).stat().st_size for name in FILES},
+            "parts": self.parts.to_json(),
+            "files": {
+                name: (self.folder / name).stat().st_size for name in (*FILES, *self.parts.files)
+            },
             "format_version": self.manifest.format_version,
             "semsearch_version": self.manifest.semsearch_version,
             "created": self.manifest.created,
