@@ -83,32 +83,52 @@ class Client:
         """{"status": "ok", "index": NAME, "count": N, ...}"""
         return self._call("GET", "/health")
 
-    def query(self, question: str, k: int = 5, threshold: float | None = None) -> SearchResult:
-        """Every hit for one question, and whether it was answered."""
-        data = self._call("POST", "/search", self._search_body({"query": question}, k, threshold))
+    def query(
+        self,
+        question: str,
+        k: int = 5,
+        threshold: float | None = None,
+        mode: str | None = None,
+    ) -> SearchResult:
+        """Every hit for one question, and whether it was answered; `mode` is hybrid,
+        dense or lexical (default: the server's)."""
+        body = self._search_body({"query": question}, k, threshold, mode)
+        data = self._call("POST", "/search", body)
         return SearchResult.from_json({**data, "question": question})
 
-    def search(self, question: str, k: int = 5, threshold: float | None = None) -> list[Hit]:
+    def search(
+        self,
+        question: str,
+        k: int = 5,
+        threshold: float | None = None,
+        mode: str | None = None,
+    ) -> list[Hit]:
         """Hits at or above the threshold, best first; empty means "no confident answer"."""
-        return self.query(question, k, threshold).confident
+        return self.query(question, k, threshold, mode).confident
 
     def query_batch(
-        self, questions: Sequence[str], k: int = 5, threshold: float | None = None
+        self,
+        questions: Sequence[str],
+        k: int = 5,
+        threshold: float | None = None,
+        mode: str | None = None,
     ) -> list[SearchResult]:
         """One SearchResult per question, in order, from one request."""
         questions = _as_list(questions, "questions")
         if not questions:
             return []
-        data = self._call(
-            "POST", "/search", self._search_body({"queries": questions}, k, threshold)
-        )
-        return batch_from_json(data, questions)
+        body = self._search_body({"queries": questions}, k, threshold, mode)
+        return batch_from_json(self._call("POST", "/search", body), questions)
 
     def search_batch(
-        self, questions: Sequence[str], k: int = 5, threshold: float | None = None
+        self,
+        questions: Sequence[str],
+        k: int = 5,
+        threshold: float | None = None,
+        mode: str | None = None,
     ) -> list[list[Hit]]:
         """`search` for several questions in one request."""
-        return [result.confident for result in self.query_batch(questions, k, threshold)]
+        return [result.confident for result in self.query_batch(questions, k, threshold, mode)]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised sentence vectors from the index's encoder, float32 [n, dim]."""
@@ -122,10 +142,14 @@ class Client:
 
     # -- transport -----------------------------------------------------------------
     @staticmethod
-    def _search_body(body: dict[str, Any], k: int, threshold: float | None) -> dict[str, Any]:
+    def _search_body(
+        body: dict[str, Any], k: int, threshold: float | None, mode: str | None
+    ) -> dict[str, Any]:
         body["k"] = k
         if threshold is not None:
             body["threshold"] = threshold
+        if mode is not None:
+            body["mode"] = mode
         return body
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:

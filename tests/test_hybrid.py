@@ -281,3 +281,32 @@ def test_rerank_orders_by_the_cross_encoder(
         assert hit.score == pytest.approx(expected[hit.id], abs=1e-5)
         assert hit.scores is not None and hit.scores["rerank"] == hit.score
         assert set(hit.scores) == {"dense", "joint", "lexical", "rerank"}
+
+
+def test_http_and_the_client_take_a_mode(tiny_sbert: Path, tmp_path: Path) -> None:
+    from test_serve import build_index, call, server
+
+    from semsearch.client import Client
+
+    folder = build_index(tmp_path, tiny_sbert)
+    engine = SearchEngine.open(folder)
+    with server(folder) as (url, _):
+        for mode in ("hybrid", "dense", "lexical"):
+            status, body, _ = call(
+                url, "POST", "/search", {"query": "reset password", "mode": mode}
+            )
+            expected = engine.query("reset password", k=5, mode=mode).to_json()
+            assert status == 200 and body["mode"] == mode
+            assert [h["id"] for h in body["results"]] == [h["id"] for h in expected["results"]]
+            assert [h.get("scores") for h in body["results"]] == [
+                h.get("scores") for h in expected["results"]
+            ]
+        default = call(url, "POST", "/search", {"queries": ["reset password"]})[1]
+        assert default["mode"] == "hybrid" and "scores" in default["results"][0][0]
+        status, body, _ = call(url, "POST", "/search", {"query": "x", "mode": "fuzzy"})
+        assert status == 422 and [e["field"] for e in body["errors"]] == ["mode"]
+        client = Client(url)
+        dense = client.query("reset password", mode="dense")
+        assert dense.mode == "dense" and all(hit.scores is None for hit in dense.hits)
+        assert client.query_batch(["reset password"], mode="lexical")[0].mode == "lexical"
+    engine.store.close()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from semsearch.cli.options import ConfigOpt, DeviceOpt
+from semsearch.cli.options import ConfigOpt, DeviceOpt, ModeOpt, RerankOpt
 
 SERVE_PANEL = "Service"
 LIMITS_PANEL = "Limits and batching"
@@ -49,6 +49,8 @@ def serve(
         float | None,
         typer.Option("--threshold", help="Default minimum cosine score for an answer."),
     ] = None,
+    mode: ModeOpt = None,
+    rerank: RerankOpt = None,
     batching: Annotated[
         bool | None,
         typer.Option(
@@ -108,7 +110,8 @@ def serve(
     from semsearch.service.server import build_service
     from semsearch.service.server import serve as run
 
-    settings = load_settings(config, search={"k": k, "threshold": threshold})
+    search = {"k": k, "threshold": threshold, "mode": mode, "rerank": rerank}
+    settings = load_settings(config, search=search)
     serve_config = load_serve_config(
         config,
         host=host,

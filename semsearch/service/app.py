@@ -214,7 +214,7 @@ def create_app(
         Every hit comes back; `answered` says whether the best clears the threshold."""
         one = body.query is not None  # type: ignore[attr-defined]
         questions = [body.query] if one else body.queries  # type: ignore[attr-defined]
-        job = SearchJob(questions, body.k, body.threshold)  # type: ignore[attr-defined]
+        job = SearchJob(questions, body.k, body.threshold, body.mode)  # type: ignore[attr-defined]
         found = await batcher.run(job, len(questions))
         if one:
             return JSONResponse(found[0].to_json())

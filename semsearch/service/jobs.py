@@ -1,6 +1,6 @@
 """What the batch worker does with a batch of /search and /embed requests.
 
-All searches of a batch that ask for the same `k` and threshold go through one
+All searches of a batch that ask for the same `k`, threshold and mode go through one
 `SearchEngine.query_batch` call: one forward pass, one FAISS search, one SQLite query,
 on one leased index version. /embed texts of the batch share one `encode` call.
 """
@@ -22,6 +22,7 @@ class SearchJob:
     questions: list[str]
     k: int
     threshold: float | None
+    mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,15 +68,16 @@ def processor(live: LiveIndex) -> Callable[[list[Job]], list[Any]]:
         if embeds:
             texts = [text for i in embeds for text in _texts(jobs[i])]
             _split(live.encoder.encode(texts), embeds, jobs, results)
-        groups: dict[tuple[int, float | None], list[int]] = {}
+        groups: dict[tuple[int, float | None, str | None], list[int]] = {}
         for i, job in enumerate(jobs):
             if isinstance(job, SearchJob):
-                groups.setdefault((job.k, job.threshold), []).append(i)
+                groups.setdefault((job.k, job.threshold, job.mode), []).append(i)
         if groups:
             with live.engine() as engine:
-                for (k, threshold), members in groups.items():
+                for (k, threshold, mode), members in groups.items():
                     questions = [q for i in members for q in _texts(jobs[i])]
-                    _split(engine.query_batch(questions, k, threshold), members, jobs, results)
+                    found = engine.query_batch(questions, k, threshold, mode)
+                    _split(found, members, jobs, results)
         return results
 
     return process

@@ -65,7 +65,7 @@ PAGE = """<!doctype html>
   .matched { margin: .4rem 0 .2rem; color: var(--muted); }
   .matched q { color: var(--fg); }
   .answer { margin: .2rem 0 0; white-space: pre-wrap; }
-  .meta { margin-top: .4rem; font-size: .8rem; color: var(--muted); }
+  .meta, .parts { margin-top: .4rem; font-size: .8rem; color: var(--muted); }
   .weak-title { font-size: .95rem; color: var(--muted); margin: .5rem 0; }
   kbd { font: .8rem ui-monospace, monospace; border: 1px solid var(--line);
         border-radius: .25rem; padding: 0 .3rem; }
@@ -93,6 +93,15 @@ PAGE = """<!doctype html>
       <label for="threshold">Threshold</label>
       <input id="threshold" name="threshold" type="number" min="-1" max="1" step="any"
              placeholder="default">
+    </div>
+    <div>
+      <label for="mode">Ranking</label>
+      <select id="mode" name="mode">
+        <option value="">default</option>
+        <option value="hybrid">hybrid</option>
+        <option value="dense">dense</option>
+        <option value="lexical">lexical</option>
+      </select>
     </div>
     <button type="submit" id="submit">Ask</button>
   </form>
@@ -149,15 +158,21 @@ function clearResults() {
   $("no-answer").hidden = true;
 }
 
-function hitItem(hit, weak) {
+// The cosine with the entry's text: what the threshold judges, whatever ranked the hit.
+function cosine(hit) { return hit.scores ? hit.scores.dense : hit.score; }
+
+const PART_NAMES = { dense: "cosine", joint: "question + answer", question: "title",
+                     lexical: "BM25", rerank: "cross-encoder" };
+
+function hitItem(hit, weak, mode) {
   const li = el("li", "hit" + (weak ? " weak" : ""));
   li.tabIndex = -1;
   li.dataset.id = hit.id;
   const head = el("header");
   head.append(el("span", "rank", hit.rank + "."));
-  head.append(el("span", "score", hit.score.toFixed(3)));
+  head.append(el("span", "score", cosine(hit).toFixed(3)));
   const bar = el("span", "bar"), fill = el("span");
-  fill.style.width = Math.max(0, Math.min(1, hit.score)) * 100 + "%";
+  fill.style.width = Math.max(0, Math.min(1, cosine(hit))) * 100 + "%";
   bar.append(fill);
   bar.setAttribute("aria-hidden", "true");
   head.append(bar, el("span", "id", hit.id));
@@ -168,8 +183,14 @@ function hitItem(hit, weak) {
   if (hit.answer && hit.answer !== hit.text) li.append(el("p", "answer", hit.answer));
   const meta = Object.entries(hit.metadata || {});
   if (meta.length) li.append(el("div", "meta", meta.map(([k, v]) => k + ": " + v).join(" · ")));
+  if (hit.scores) {
+    const parts = Object.entries(hit.scores)
+      .map(([k, v]) => (PART_NAMES[k] || k) + " " + v.toFixed(3)).join(" · ");
+    li.append(el("div", "parts", "ranked " + (mode || "") + " " + hit.score.toFixed(3) +
+                  " · " + parts));
+  }
   li.setAttribute("aria-label",
-    "Answer " + hit.rank + ", score " + hit.score.toFixed(3) + ": " + hit.text);
+    "Answer " + hit.rank + ", cosine " + cosine(hit).toFixed(3) + ": " + hit.text);
   return li;
 }
 
@@ -178,13 +199,13 @@ function show(data) {
   const hits = data.results || [];
   if (data.answered) {
     const threshold = data.threshold;
-    const strong = threshold === null ? hits : hits.filter((h) => h.score >= threshold);
-    for (const hit of strong) $("results").append(hitItem(hit, false));
+    const strong = threshold === null ? hits : hits.filter((h) => cosine(h) >= threshold);
+    for (const hit of strong) $("results").append(hitItem(hit, false, data.mode));
     say(strong.length + (strong.length === 1 ? " answer" : " answers") +
         (threshold === null ? "" : " at or above " + threshold) + ".");
   } else {
     const detail = hits.length
-      ? "The best match scored " + hits[0].score.toFixed(3) + ", below the threshold " +
+      ? "The best match's cosine is " + cosine(hits[0]).toFixed(3) + ", below the threshold " +
         data.threshold + ". Try rephrasing, or lower the threshold."
       : "The index holds no entries.";
     $("no-answer-detail").textContent = detail;
@@ -192,7 +213,7 @@ function show(data) {
     say("No confident answer.");
     if (hits.length) {
       $("weak-title").hidden = false;
-      for (const hit of hits) $("weak").append(hitItem(hit, true));
+      for (const hit of hits) $("weak").append(hitItem(hit, true, data.mode));
     }
   }
 }
@@ -209,6 +230,7 @@ async function ask(text) {
   const body = { query: text, k: Number($("k").value) || 5 };
   const t = $("threshold").value.trim();
   if (t !== "") body.threshold = Number(t);
+  if ($("mode").value) body.mode = $("mode").value;
   const headers = { "Content-Type": "application/json" };
   const key = storedKey();
   if (key) headers["Authorization"] = "Bearer " + key;

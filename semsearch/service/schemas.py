@@ -5,7 +5,7 @@ The limits come from `ServeConfig`, so the models are made per app by `request_m
 annotations at runtime, some of them local to a function.)
 """
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -32,15 +32,22 @@ _EXACT = ConfigDict(extra="forbid")
 
 
 class ResultItem(BaseModel):
-    """One known entry that answers the question; `score` is the cosine similarity."""
+    """One known entry that answers the question; `score` ranked it."""
 
     model_config = _EXACT
     id: str
-    score: float
+    score: float = Field(
+        description="what ranked the hit: fused (hybrid), cosine (dense) or BM25 (lexical)"
+    )
     text: str = Field(description="the known question (or text) that matched")
     answer: str
     metadata: dict[str, Any]
     rank: int
+    scores: dict[str, float] | None = Field(
+        default=None,
+        description="each part's own score (hybrid, lexical): dense (the cosine the "
+        "threshold judges), joint or question (the second view's cosine), lexical (BM25)",
+    )
 
 
 class SearchResponse(BaseModel):
@@ -50,6 +57,7 @@ class SearchResponse(BaseModel):
     question: str
     answered: bool
     threshold: float | None
+    mode: str | None = Field(description="what ranked the hits: hybrid, dense or lexical")
     results: list[ResultItem]
 
 
@@ -60,6 +68,7 @@ class BatchSearchResponse(BaseModel):
     results: list[list[ResultItem]]
     answered: list[bool]
     threshold: float | None
+    mode: str | None
 
 
 class EmbedResponse(BaseModel):
@@ -110,6 +119,9 @@ def request_models(config: ServeConfig, default_k: int) -> tuple[type[BaseModel]
         threshold: Annotated[float, Field(ge=-1.0, le=1.0)] | None = Field(
             default=None,
             description="minimum cosine score for an answer (server default if absent)",
+        )
+        mode: Literal["hybrid", "dense", "lexical"] | None = Field(
+            default=None, description="how hits are ranked (server default if absent)"
         )
 
         @model_validator(mode="after")
