@@ -3,11 +3,15 @@
 One model serves every request. A single worker thread owns it (tokenizers and torch
 modules are not meant to be driven from several threads at once) and handles one batch
 at a time: every job waiting when it turns to the queue (plus what arrives within
-`wait_ms` of the oldest, 0 by default), up to `max_batch` texts. Under load jobs pile
-up while the previous batch runs, so batches form without any wait, and a lone
-question is answered at once; one forward pass over 32 short questions costs far less
-than 32 passes. With batching off, jobs are handled one at a time by the same thread (the
-benchmark's baseline).
+`wait_ms` of the oldest, 0 by default), up to `max_batch` texts and `max_cost` work
+units (the service counts estimated tokens). Under load jobs pile up while the previous
+batch runs, so batches form without any wait, and a lone question is answered at once;
+one forward pass over 32 short questions costs far less than 32 passes. With batching
+off, jobs are handled one at a time by the same thread (the benchmark's baseline).
+
+The queue is first come, first served; a caller with much work cuts it into jobs of at
+most `max_cost` and submits the next one when the last is done, so each of its pieces
+queues behind whatever arrived meanwhile and nobody waits behind all of it.
 
 Callers never block the event loop: `run` is awaitable, `submit` returns a future.
 """
@@ -36,6 +40,7 @@ R = TypeVar("R")
 class _Job(Generic[P, R]):
     payload: P
     size: int
+    cost: float
     future: Future[R] = field(default_factory=Future)
     queued: float = field(default_factory=time.monotonic)
 
@@ -75,11 +80,13 @@ class MicroBatcher(Generic[P, R]):
         enabled: bool = True,
         wait_ms: float = 0.0,
         max_batch: int = 64,
+        max_cost: float | None = None,
     ) -> None:
         self._process_fn = process
         self.enabled = enabled
         self.wait = wait_ms / 1000.0
         self.max_batch = max_batch
+        self.max_cost = max_cost
         self.stats = BatchStats()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._carry: Any = None
@@ -105,22 +112,23 @@ class MicroBatcher(Generic[P, R]):
         self._thread = None
 
     # -- callers ---------------------------------------------------------------------
-    def submit(self, payload: P, size: int = 1) -> Future[R]:
-        """Queue one job of `size` texts; thread-safe."""
-        job: _Job[P, R] = _Job(payload, max(size, 1))
+    def submit(self, payload: P, size: int = 1, cost: float | None = None) -> Future[R]:
+        """Queue one job of `size` texts costing `cost` (default: `size`); thread-safe."""
+        size = max(size, 1)
+        job: _Job[P, R] = _Job(payload, size, float(size if cost is None else cost))
         with self._gate:
             if self._thread is None or self._stopping:
                 raise BatcherStoppedError("the server is shutting down: try again shortly")
             self._queue.put(job)
         return job.future
 
-    async def run(self, payload: P, size: int = 1) -> R:
+    async def run(self, payload: P, size: int = 1, cost: float | None = None) -> R:
         """Await one job without blocking the event loop."""
-        return await asyncio.wrap_future(self.submit(payload, size))
+        return await asyncio.wrap_future(self.submit(payload, size, cost))
 
-    def call(self, payload: P, size: int = 1) -> R:
+    def call(self, payload: P, size: int = 1, cost: float | None = None) -> R:
         """Run one job and wait for it (from a thread other than the worker)."""
-        return self.submit(payload, size).result()
+        return self.submit(payload, size, cost).result()
 
     # -- worker ----------------------------------------------------------------------
     def _next(self, timeout: float | None) -> Any:
@@ -154,17 +162,19 @@ class MicroBatcher(Generic[P, R]):
     def _gather(self, first: _Job[P, R]) -> list[_Job[P, R]]:
         """`first` plus whatever arrives until its window closes or the batch is full."""
         batch = [first]
-        size = first.size
+        size, cost = first.size, first.cost
+        limit = self.max_cost if self.max_cost is not None else float("inf")
         deadline = first.queued + self.wait
-        while size < self.max_batch:
+        while size < self.max_batch and cost < limit:
             item = self._next(deadline - time.monotonic())
             if item is None:
                 break
-            if item is _STOP or size + item.size > self.max_batch:
+            if item is _STOP or size + item.size > self.max_batch or cost + item.cost > limit:
                 self._carry = item  # the next batch starts with it (or stops)
                 break
             batch.append(item)
             size += item.size
+            cost += item.cost
         return batch
 
     def _handle(self, batch: list[_Job[P, R]]) -> None:
