@@ -278,3 +278,30 @@ def test_key_in_the_url_is_refused_and_never_logged(index: Path) -> None:
     assert secret not in log
     assert '"POST /search?api_key=<redacted> HTTP/1.1" 401' in log  # the access log was on
     assert '"GET /health?token=<redacted> HTTP/1.1" 200' in log
+
+
+def test_pieces_take_turns_with_other_requests() -> None:
+    seen: list[list[str]] = []
+    gate = threading.Event()
+
+    def process(jobs: list[str]) -> list[str]:
+        seen.append(list(jobs))
+        gate.wait(10)
+        return jobs
+
+    batcher: MicroBatcher = MicroBatcher(process, max_batch=64, max_cost=10)
+    batcher.start()
+    try:
+        first = batcher.submit("first")
+        while not seen:
+            time.sleep(0.01)
+        pieces = [batcher.submit(f"p{i}", 1, cost=10, piece=True) for i in (1, 2, 3)]
+        others = [batcher.submit(name) for name in ("a", "b")]
+        gate.set()
+        assert [f.result(10) for f in (first, *pieces, *others)] == [
+            "first", "p1", "p2", "p3", "a", "b"
+        ]  # fmt: skip
+    finally:
+        batcher.stop()
+    # one piece, then the requests waiting (one batch), then the next piece
+    assert seen == [["first"], ["p1"], ["a", "b"], ["p2"], ["p3"]]

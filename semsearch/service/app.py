@@ -2,8 +2,8 @@
 
 Routes that touch the model hand a job to the micro-batcher and await it: the model,
 FAISS and SQLite run on the batcher's worker thread, never on the event loop. A request
-worth more than one batch goes in pieces, one after the other, so that questions
-arriving meanwhile are answered between its pieces instead of after all of it.
+worth more than one batch goes in pieces that take turns with other requests, so that
+questions arriving meanwhile are answered between two pieces, not after all of them.
 Every error body is `{"detail": "one line", "errors": [...]}`, validation errors name
 the field (`k`, `queries.3`, ...). (No `from __future__ import annotations` here:
 FastAPI reads the route annotations at runtime, some of them local to `create_app`.)
@@ -203,14 +203,16 @@ def create_app(
     token_limit = int(getattr(live.encoder, "max_tokens", 512))
 
     async def in_pieces(texts: list[str], make: Callable[[list[str]], Job]) -> list[Any]:
-        """The batcher's answer for each piece of `texts` (one piece unless they are more
-        than a batch's work); a piece is queued only once the previous one is done."""
+        """The batcher's answer for each piece of `texts`: one piece unless they are more
+        than a batch's work, then pieces that take turns with other requests."""
         costs = [estimate_tokens(text, token_limit) for text in texts]
-        answers = []
-        for start, end in spans(costs, config.max_batch_tokens, config.max_batch):
-            part = make(texts[start:end])
-            answers.append(await batcher.run(part, end - start, sum(costs[start:end])))
-        return answers
+        pieces = [
+            (make(texts[start:end]), end - start, sum(costs[start:end]))
+            for start, end in spans(costs, config.max_batch_tokens, config.max_batch)
+        ]
+        if len(pieces) == 1:
+            return [await batcher.run(*pieces[0])]
+        return await batcher.run_pieces(pieces)
 
     errors: dict[int | str, dict[str, Any]] = {
         code: {"model": ErrorResponse} for code in ((401, 413, 422) if key else (413, 422))
