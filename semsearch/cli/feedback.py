@@ -34,6 +34,11 @@ FLAGS = {
     "limit_train": "--limit-train",
     "api_key": "--api-key",
     "port": "--port",
+    "max_batch_tokens": "--max-batch-tokens",
+    "max_connections": "--max-connections",
+    "header_timeout": "--header-timeout",
+    "body_timeout": "--body-timeout",
+    "keep_alive_timeout": "--keep-alive-timeout",
 }
 """The option that sets each library setting an error may name."""
 

@@ -75,6 +75,48 @@ def serve(
             rich_help_panel=LIMITS_PANEL,
         ),
     ] = None,
+    max_batch_tokens: Annotated[
+        int | None,
+        typer.Option(
+            "--max-batch-tokens",
+            help="Most tokens (estimated) per encoder call; bigger requests go in pieces "
+            "between other requests (default 256).",
+            rich_help_panel=LIMITS_PANEL,
+        ),
+    ] = None,
+    max_connections: Annotated[
+        int | None,
+        typer.Option(
+            "--max-connections",
+            help="Open connections (or requests in flight) beyond which requests get 503 "
+            "(default 512).",
+            rich_help_panel=LIMITS_PANEL,
+        ),
+    ] = None,
+    header_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--header-timeout",
+            help="Seconds for a request's headers to arrive, else 408 and close (default 10).",
+            rich_help_panel=LIMITS_PANEL,
+        ),
+    ] = None,
+    body_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--body-timeout",
+            help="Seconds for a request's body to arrive, else 408 and close (default 60).",
+            rich_help_panel=LIMITS_PANEL,
+        ),
+    ] = None,
+    keep_alive_timeout: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-alive-timeout",
+            help="Seconds an idle keep-alive connection stays open (default 5).",
+            rich_help_panel=LIMITS_PANEL,
+        ),
+    ] = None,
     reload_interval: Annotated[
         float | None,
         typer.Option(
@@ -120,6 +162,11 @@ def serve(
         batching=batching,
         batch_wait_ms=batch_wait_ms,
         max_batch=max_batch,
+        max_batch_tokens=max_batch_tokens,
+        max_connections=max_connections,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        keep_alive_timeout=keep_alive_timeout,
         reload_interval=reload_interval,
         access_log=access_log,
     )

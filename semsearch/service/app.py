@@ -1,12 +1,15 @@
 """The FastAPI app: /health, /search, /embed, the search page at / and the docs at /docs.
 
 Routes that touch the model hand a job to the micro-batcher and await it: the model,
-FAISS and SQLite run on the batcher's worker thread, never on the event loop.
+FAISS and SQLite run on the batcher's worker thread, never on the event loop. A request
+worth more than one batch goes in pieces that take turns with other requests, so that
+questions arriving meanwhile are answered between two pieces, not after all of them.
 Every error body is `{"detail": "one line", "errors": [...]}`, validation errors name
 the field (`k`, `queries.3`, ...). (No `from __future__ import annotations` here:
 FastAPI reads the route annotations at runtime, some of them local to `create_app`.)
 """
 
+import asyncio
 import contextlib
 import hmac
 import json
@@ -14,6 +17,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -27,7 +31,7 @@ from semsearch.errors import BatcherStoppedError, InputError, SemsearchError
 from semsearch.results import batch_to_json
 from semsearch.service.batcher import MicroBatcher
 from semsearch.service.config import ServeConfig
-from semsearch.service.jobs import EmbedJob, SearchJob
+from semsearch.service.jobs import EmbedJob, Job, SearchJob, estimate_tokens, spans
 from semsearch.service.live import LiveIndex
 from semsearch.service.page import page_html
 from semsearch.service.schemas import (
@@ -62,6 +66,9 @@ def _field(location: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+URL_KEYS = frozenset({"api_key", "apikey", "key", "token", "access_token"})
+"""Query parameters a client might put a key in; the 401 then says to use the header."""
+
 HEAVY = 20_000
 """Responses with more numbers or hits than this are serialised off the event loop."""
 
@@ -71,23 +78,41 @@ async def _json(build: Callable[[], dict[str, Any]], weight: int) -> Response:
     if weight < HEAVY:
         return JSONResponse(build())
 
+    def dumps(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
     def render() -> bytes:
-        text = json.dumps(build(), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        return text.encode("utf-8")
+        # Item by item: one json.dumps call holds the GIL until it returns, and over
+        # megabytes that would stall the event loop and the batch worker alike.
+        fields = []
+        for name, value in build().items():
+            inner = ",".join(map(dumps, value)) if isinstance(value, list) else None
+            fields.append(f"{dumps(name)}:" + (f"[{inner}]" if inner is not None else dumps(value)))
+        return ("{" + ",".join(fields) + "}").encode("utf-8")
 
     return Response(await run_in_threadpool(render), media_type="application/json")
 
 
 class BodyLimit:
-    """413 for a request body over the cap, by Content-Length or while streaming."""
+    """413 for a request body over the cap, by Content-Length or while streaming; 408
+    (and the connection closed) when the body is not all in `timeout` seconds after the
+    app started reading it: a client trickling bytes must not hold a connection forever."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     def _too_large(self) -> HTTPException:
         return HTTPException(
             413, f"request body is larger than the server's limit of {self.max_bytes} bytes"
+        )
+
+    def _too_slow(self) -> HTTPException:
+        return HTTPException(
+            408,
+            f"the request body did not arrive within {self.timeout:g} seconds",
+            headers={"Connection": "close"},
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -100,14 +125,24 @@ class BodyLimit:
                 await response(scope, receive, send)
                 return
         seen = 0
+        deadline: float | None = None
+        complete = False
 
         async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, deadline, complete
+            if complete:  # after the body, receive() only waits for a disconnect
+                return await receive()
+            loop = asyncio.get_running_loop()
+            deadline = deadline or loop.time() + self.timeout
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise self._too_slow() from None  # FastAPI re-raises these from body reading
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if seen > self.max_bytes:
-                    raise self._too_large()  # FastAPI re-raises HTTPExceptions from body reading
+                    raise self._too_large()
             return message
 
         await self.app(scope, limited, send)
@@ -141,21 +176,44 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes, timeout=config.body_timeout)
     SearchRequest, EmbedRequest = request_models(config, live.search.k)
     bearer = HTTPBearer(auto_error=False, description="the server's API key")
     key = config.api_key.encode("utf-8") if config.api_key else None
 
-    def require_key(credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> None:
+    def require_key(
+        request: Request, credentials: HTTPAuthorizationCredentials | None = Security(bearer)
+    ) -> None:
         given = credentials.credentials.encode("utf-8") if credentials else b""
         if key is not None and not hmac.compare_digest(given, key):
+            # never echoed, never logged (guard.py blanks query values in the access log)
+            in_url = not URL_KEYS.isdisjoint(name.lower() for name in request.query_params)
             raise HTTPException(
                 401,
-                "missing or wrong API key: send the header Authorization: Bearer KEY",
+                (
+                    "an API key in the URL is not accepted (URLs end up in logs): "
+                    if in_url and not credentials
+                    else "missing or wrong API key: "
+                )
+                + "send the header Authorization: Bearer KEY",
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
     guarded = [Depends(require_key)] if key else []
+    token_limit = int(getattr(live.encoder, "max_tokens", 512))
+
+    async def in_pieces(texts: list[str], make: Callable[[list[str]], Job]) -> list[Any]:
+        """The batcher's answer for each piece of `texts`: one piece unless they are more
+        than a batch's work, then pieces that take turns with other requests."""
+        costs = [estimate_tokens(text, token_limit) for text in texts]
+        pieces = [
+            (make(texts[start:end]), end - start, sum(costs[start:end]))
+            for start, end in spans(costs, config.max_batch_tokens, config.max_batch)
+        ]
+        if len(pieces) == 1:
+            return [await batcher.run(*pieces[0])]
+        return await batcher.run_pieces(pieces)
+
     errors: dict[int | str, dict[str, Any]] = {
         code: {"model": ErrorResponse} for code in ((401, 413, 422) if key else (413, 422))
     }
@@ -214,8 +272,9 @@ def create_app(
         Every hit comes back; `answered` says whether the best clears the threshold."""
         one = body.query is not None  # type: ignore[attr-defined]
         questions = [body.query] if one else body.queries  # type: ignore[attr-defined]
-        job = SearchJob(questions, body.k, body.threshold, body.mode)  # type: ignore[attr-defined]
-        found = await batcher.run(job, len(questions))
+        k, threshold, mode = body.k, body.threshold, body.mode  # type: ignore[attr-defined]
+        pieces = await in_pieces(questions, lambda part: SearchJob(part, k, threshold, mode))
+        found = [result for piece in pieces for result in piece]
         if one:
             return JSONResponse(found[0].to_json())
         return await _json(
@@ -231,7 +290,8 @@ def create_app(
     async def embed(body: EmbedRequest) -> Response:  # type: ignore[valid-type]
         """L2-normalised sentence vectors from the index's own encoder."""
         texts = body.texts  # type: ignore[attr-defined]
-        vectors = await batcher.run(EmbedJob(texts), len(texts))
+        pieces = await in_pieces(texts, EmbedJob)
+        vectors = pieces[0] if len(pieces) == 1 else np.vstack(pieces)
         return await _json(
             lambda: {"embeddings": vectors.tolist(), "dim": int(vectors.shape[1])},
             int(vectors.size),

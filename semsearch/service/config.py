@@ -32,22 +32,41 @@ class ServeConfig:
     batching: bool = True
     batch_wait_ms: float = 0.0  # greedy: a batch is whatever queued while the last one ran
     max_batch: int = 64
+    max_batch_tokens: int = 256  # estimated; bounds how long one batch holds the model
     reload_interval: float = 0.5
     graceful_timeout: float = 30.0
     access_log: bool = True
+    keep_alive_timeout: int = 5  # seconds an idle keep-alive connection stays open
+    header_timeout: float = 10.0  # seconds for a request's headers to arrive
+    body_timeout: float = 60.0  # seconds for a request's body to arrive, once headers are in
+    max_connections: int = 512  # open connections (or requests in flight) before 503
+    max_header_bytes: int = 16 * 1024
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port {self.port} is not in 0..65535")
-        for name in ("max_k", "max_texts", "max_text_chars", "max_body_bytes", "max_batch"):
+        for name in (
+            "max_k",
+            "max_texts",
+            "max_text_chars",
+            "max_body_bytes",
+            "max_batch",
+            "max_batch_tokens",
+            "keep_alive_timeout",
+            "max_connections",
+            "max_header_bytes",
+        ):
             if getattr(self, name) < 1:
-                raise ConfigError(f"[serve] {name} must be at least 1")
+                raise ConfigError(f"[serve] {name} must be at least 1", setting=name)
         if not 0 <= self.batch_wait_ms <= 1000:
             raise ConfigError("[serve] batch_wait_ms must be between 0 and 1000 milliseconds")
         if self.reload_interval <= 0:
             raise ConfigError("[serve] reload_interval must be a positive number of seconds")
-        if self.graceful_timeout <= 0:
-            raise ConfigError("[serve] graceful_timeout must be a positive number of seconds")
+        for name in ("graceful_timeout", "header_timeout", "body_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(
+                    f"[serve] {name} must be a positive number of seconds", setting=name
+                )
         if self.api_key is not None and not self.api_key.strip():
             raise ConfigError(
                 "the API key is empty: give a non-empty api_key or unset it", setting="api_key"

@@ -3,6 +3,9 @@
 All searches of a batch that ask for the same `k`, threshold and mode go through one
 `SearchEngine.query_batch` call: one forward pass, one FAISS search, one SQLite query,
 on one leased index version. /embed texts of the batch share one `encode` call.
+
+A request worth more than one batch is cut into pieces (`spans`) by its estimated
+tokens, so that no single batch, and so no request, holds the model for long.
 """
 
 from __future__ import annotations
@@ -48,6 +51,11 @@ class QuietEncoder:
         return int(self.encoder.dim)
 
     @property
+    def max_tokens(self) -> int:
+        """The most tokens the encoder reads of one text (longer ones are cut)."""
+        return int(getattr(self.encoder, "max_seq_length", None) or 512)
+
+    @property
     def fingerprint(self) -> dict[str, Any]:
         return self._fingerprint
 
@@ -57,6 +65,27 @@ class QuietEncoder:
         vectors = self.encoder.encode(texts, batch_size=batch_size, show_progress=False)
         self.truncated = self.encoder.truncated
         return np.asarray(vectors, dtype=np.float32)
+
+
+def estimate_tokens(text: str, limit: int) -> int:
+    """Word-pieces of `text` as the encoder will read them, estimated without tokenising:
+    about 4 bytes of UTF-8 per piece, plus [CLS] and [SEP], at most `limit`."""
+    return min(limit, 2 + (len(text.encode("utf-8", "surrogatepass")) + 3) // 4)
+
+
+def spans(costs: Sequence[float], max_cost: float, max_texts: int) -> list[tuple[int, int]]:
+    """Consecutive (start, end) pieces of at most `max_texts` texts and `max_cost` (a
+    piece holds at least one text, whatever it costs); one piece when all fit."""
+    pieces: list[tuple[int, int]] = []
+    start, total = 0, 0.0
+    for i, cost in enumerate(costs):
+        if i > start and (total + cost > max_cost or i - start >= max_texts):
+            pieces.append((start, i))
+            start, total = i, 0.0
+        total += cost
+    if costs:
+        pieces.append((start, len(costs)))
+    return pieces
 
 
 def processor(live: LiveIndex) -> Callable[[list[Job]], list[Any]]:

@@ -76,6 +76,7 @@ def build_service(
         enabled=config.batching,
         wait_ms=config.batch_wait_ms,
         max_batch=config.max_batch,
+        max_cost=config.max_batch_tokens,
     )
     return Service(create_app(live, batcher, config), live, batcher)
 
@@ -107,18 +108,26 @@ def url_of(sock: socket.socket) -> str:
 
 
 def uvicorn_server(app: FastAPI, config: ServeConfig, log_level: str = "info") -> uvicorn.Server:
+    """uvicorn with the [serve] limits: keep-alive, concurrency, header deadline and size
+    (the body's deadline and size are the app's), and no query values in the access log."""
     import uvicorn
 
-    return uvicorn.Server(
-        uvicorn.Config(
-            app,
-            log_level=log_level,
-            access_log=config.access_log,
-            timeout_graceful_shutdown=int(max(1, config.graceful_timeout)),
-            server_header=False,
-            proxy_headers=False,
-        )
+    from semsearch.service.guard import guarded_protocol, redact_access_log
+
+    settings = uvicorn.Config(
+        app,
+        http=guarded_protocol(config.header_timeout, config.max_header_bytes),
+        log_level=log_level,
+        access_log=config.access_log,
+        timeout_graceful_shutdown=int(max(1, config.graceful_timeout)),
+        timeout_keep_alive=config.keep_alive_timeout,
+        limit_concurrency=config.max_connections,
+        h11_max_incomplete_event_size=config.max_header_bytes,
+        server_header=False,
+        proxy_headers=False,
     )
+    redact_access_log()  # uvicorn.Config has just (re)configured its loggers
+    return uvicorn.Server(settings)
 
 
 def _log_to_stderr() -> None:
