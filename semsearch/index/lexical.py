@@ -158,30 +158,48 @@ class LexicalIndex:
         at = np.searchsorted(self.vocab, wanted).clip(max=len(self.vocab) - 1)
         return at[self.vocab[at] == wanted]  # a repeated word counts again, as in bm25s
 
+    def matches(self, question: str) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, scores) of the entries that share a word with the question,
+        positions ascending: the work grows with those entries, not with the index."""
+        columns = self._columns(question)
+        if not len(columns):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        spans = [np.arange(self.indptr[c], self.indptr[c + 1]) for c in columns.tolist()]
+        at = np.concatenate(spans)
+        positions, inverse = np.unique(self.indices[at], return_inverse=True)
+        sums = np.bincount(inverse, weights=self.data[at], minlength=len(positions))
+        return positions.astype(np.int64), sums.astype(np.float32)
+
     def scores(self, question: str) -> np.ndarray:
         """The BM25 score of every entry, by position (0 where no word matches)."""
         scores = np.zeros(self.count, dtype=np.float32)
-        for column in self._columns(question):
-            start, end = self.indptr[column], self.indptr[column + 1]
-            scores[self.indices[start:end]] += self.data[start:end]
+        positions, sums = self.matches(question)
+        scores[positions] = sums
         return scores
 
-    def top(self, question: str, n: int) -> tuple[list[tuple[int, float]], np.ndarray]:
+    def top(
+        self, question: str, n: int
+    ) -> tuple[list[tuple[int, float]], tuple[np.ndarray, np.ndarray]]:
         """The best `n` entries with a score above 0 as (rowid, score), best first, and
-        every entry's score (to look up candidates found another way)."""
-        scores = self.scores(question)
-        n = min(n, self.count)
+        the matches (to look up candidates found another way, `scores_of`)."""
+        positions, sums = found = self.matches(question)
+        n = min(n, len(sums))
         if n < 1:
-            return [], scores
-        best = np.argpartition(-scores, n - 1)[:n]
-        best = best[np.argsort(-scores[best], kind="stable")]
-        found = [(int(self.rowids[p]), float(scores[p])) for p in best if scores[p] > 0]
-        return found, scores
+            return [], found
+        best = np.argpartition(-sums, n - 1)[:n] if n < len(sums) else np.arange(len(sums))
+        best = best[np.argsort(-sums[best], kind="stable")]
+        ranked = [(int(self.rowids[positions[i]]), float(sums[i])) for i in best if sums[i] > 0]
+        return ranked, found
 
-    def scores_of(self, scores: np.ndarray, rowids: np.ndarray) -> np.ndarray:
-        """The entries' scores in `scores` (from `top`); 0 for one not indexed here."""
+    def scores_of(self, found: tuple[np.ndarray, np.ndarray], rowids: np.ndarray) -> np.ndarray:
+        """The entries' scores among the matches `found` (from `top`); 0 for an entry
+        that shares no word with the question or is not indexed here."""
         rowids = np.asarray(rowids, dtype=np.int64)
-        if not self.count:
+        positions, sums = found
+        if not self.count or not len(positions):
             return np.zeros(len(rowids), dtype=np.float32)
         at = np.searchsorted(self.rowids, rowids).clip(max=self.count - 1)
-        return np.where(self.rowids[at] == rowids, scores[at], 0.0).astype(np.float32)
+        known = self.rowids[at] == rowids
+        match = np.searchsorted(positions, at).clip(max=len(positions) - 1)
+        hit = known & (positions[match] == at)
+        return np.where(hit, sums[match], 0.0).astype(np.float32)
