@@ -118,9 +118,10 @@ def test_retrieval_covidqa_flat_equals_numpy_brute_force(tiny_sbert, tmp_path):
     per_query = tmp_path / "per-query.jsonl"
     data = run_json(
         "eval", "retrieval", folder, "--model", tiny_sbert, "--index-type", "flat",
-        "--per-query", per_query,
+        "--per-query", per_query, "--mode", "dense",
     )  # fmt: skip
     expected, judged = _brute_force_ndcg10(folder, tiny_sbert)
+    assert data["mode"] == "dense"
     assert data["index_type"] == "flat" and data["corpus"] == 213 and data["queries"] == judged
     assert data["ndcg@10"] == pytest.approx(expected, abs=1e-6)
     assert all(0 <= data[name] <= 1 for name in METRICS)

@@ -62,11 +62,13 @@ def test_index_reports_detected_fields_on_stderr(tiny_sbert, tmp_path):
 
 def test_query_one_shot_table_and_json(built):
     folder, _ = built
-    table = run("query", folder, "I forgot my password", "-k", "2")
+    table = run("query", folder, "I forgot my password", "-k", "2", "--mode", "dense")
     assert table.exit_code == 0, table.output
     assert table.stdout.startswith(
         "Q: I forgot my password\n  1. 1.000  [pw-2] I forgot my password"
     )
+    fused = run("query", folder, "I forgot my password", "-k", "2")  # hybrid: cosine, then fused
+    assert fused.stdout.startswith("Q: I forgot my password\n  1. 1.000 fused 1.000  [pw-2] I")
     data = json.loads(run("query", folder, "I forgot my password", "-k", "3", "--json").stdout)
     assert data["answered"] is True and data["question"] == "I forgot my password"
     assert [r["rank"] for r in data["results"]] == [1, 2, 3]
