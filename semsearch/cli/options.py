@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from semsearch.config import EncoderConfig, Settings, load_settings
-from semsearch.errors import InputError
+from semsearch.config import OFF, EncoderConfig, Settings, load_settings
+from semsearch.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from semsearch.encoders import Encoder
@@ -130,6 +130,34 @@ RerankOpt = Annotated[
         "with internet); off by default.",
     ),
 ]
+ThresholdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--threshold",
+        metavar="T|none",
+        help="Minimum cosine for an answer (default: the index's own, see `semsearch info`); "
+        "none answers every question with its best hits.",
+    ),
+]
+
+
+def parse_threshold(value: str | None) -> float | str | None:
+    """--threshold's value: a cosine in [-1, 1], "none" (off), or None (not given)."""
+    if value is None:
+        return None
+    if value.strip().lower() in ("none", "off"):
+        return OFF
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(
+            f"--threshold takes a cosine in [-1, 1] or none, got {value!r}", setting=None
+        ) from None
+    if not -1.0 <= number <= 1.0:  # NaN too
+        raise ConfigError(f"--threshold {value} is not a cosine in [-1, 1]")
+    return number
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
