@@ -112,9 +112,10 @@ def test_override_and_none_in_python_and_cli(tiny_index: Path) -> None:
     text = runner.invoke(app, ["query", str(tiny_index), "price", "--threshold", "1"]).stdout
     assert "No confident answer (best cosine" in text and "below the threshold 1.0" in text
     bad = runner.invoke(app, ["query", str(tiny_index), "price", "--threshold", "high"])
-    assert bad.exit_code == 1
-    assert bad.stderr.strip().splitlines() == [
-        "semsearch: error: --threshold takes a cosine in [-1, 1] or none, got 'high'"
+    assert bad.exit_code == 2
+    assert bad.output.strip().splitlines() == [
+        "semsearch: error: Invalid value for '--threshold': 'high' is not a cosine in [-1, 1] "
+        "or none (see 'semsearch query --help')"
     ]
 
 

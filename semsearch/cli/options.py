@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from semsearch.config import OFF, EncoderConfig, Settings, load_settings
-from semsearch.errors import ConfigError, InputError
+from semsearch.errors import InputError
 
 if TYPE_CHECKING:
     from semsearch.encoders import Encoder
@@ -130,32 +130,33 @@ RerankOpt = Annotated[
         "with internet); off by default.",
     ),
 ]
-ThresholdOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--threshold",
-        metavar="T|none",
-        help="Minimum cosine for an answer (default: the index's own, see `semsearch info`); "
-        "none answers every question with its best hits.",
-    ),
-]
 
 
-def parse_threshold(value: str | None) -> float | str | None:
+def parse_threshold(value: str | float | None) -> float | str | None:
     """--threshold's value: a cosine in [-1, 1], "none" (off), or None (not given)."""
-    if value is None:
-        return None
+    if value is None or isinstance(value, float):
+        return value
     if value.strip().lower() in ("none", "off"):
         return OFF
     try:
         number = float(value)
     except ValueError:
-        raise ConfigError(
-            f"--threshold takes a cosine in [-1, 1] or none, got {value!r}", setting=None
-        ) from None
+        number = float("nan")
     if not -1.0 <= number <= 1.0:  # NaN too
-        raise ConfigError(f"--threshold {value} is not a cosine in [-1, 1]")
+        raise typer.BadParameter(f"{value!r} is not a cosine in [-1, 1] or none")
     return number
+
+
+ThresholdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--threshold",
+        metavar="T|none",
+        callback=parse_threshold,
+        help="Minimum cosine for an answer (default: the index's own, see `semsearch info`); "
+        "none answers every question with its best hits.",
+    ),
+]
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]

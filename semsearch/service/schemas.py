@@ -19,6 +19,15 @@ from pydantic import (
 from semsearch.service.config import ServeConfig
 
 
+def _threshold(value: Any) -> float | str | None:
+    """A cosine in [-1, 1], "none" (no threshold) or null (the server's default)."""
+    if value is None or value == "none":
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float) or not -1 <= value <= 1:
+        raise ValueError('must be a cosine in [-1, 1] or "none"')
+    return float(value)
+
+
 def _not_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty or only whitespace")
@@ -121,8 +130,15 @@ def request_models(config: ServeConfig, default_k: int) -> tuple[type[BaseModel]
             Annotated[list[question], Field(min_length=1, max_length=config.max_texts)] | None
         ) = None
         k: k_type = default_k
-        threshold: Annotated[float, Field(ge=-1.0, le=1.0)] | Literal["none"] | None = Field(
+        threshold: Annotated[Any, AfterValidator(_threshold)] = Field(
             default=None,
+            json_schema_extra={
+                "anyOf": [
+                    {"type": "number", "minimum": -1, "maximum": 1},
+                    {"const": "none"},
+                    {"type": "null"},
+                ]
+            },
             description='minimum cosine for an answer, or "none" for no threshold '
             "(absent or null: the server's default, else the index's own)",
         )
