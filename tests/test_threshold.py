@@ -111,7 +111,9 @@ def test_override_and_none_in_python_and_cli(tiny_index: Path) -> None:
     assert data["threshold"] is None and data["answered"] and len(data["results"]) == 4
     text = runner.invoke(app, ["query", str(tiny_index), "price", "--threshold", "1"]).stdout
     assert "No confident answer (best cosine" in text and "below the threshold 1.0" in text
-    bad = runner.invoke(app, ["query", str(tiny_index), "price", "--threshold", "high"])
+    bad = runner.invoke(
+        app, ["query", str(tiny_index), "price", "--threshold", "high"], prog_name="semsearch"
+    )
     assert bad.exit_code == 2
     assert bad.output.strip().splitlines() == [
         "semsearch: error: Invalid value for '--threshold': 'high' is not a cosine in [-1, 1] "
