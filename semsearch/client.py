@@ -6,6 +6,9 @@
     for hit in client.search("how do I export a PDF?", k=3, threshold=0.5):
         print(hit.rank, round(hit.score, 3), hit.id, hit.answer)
 
+`threshold` left out (None) uses the server's default, else the index's own; "none"
+turns it off; with one in force only the hits that clear it come back.
+
 Standard library only (urllib), so a bot needs no HTTP package. Results are the same
 `Hit` / `SearchResult` that `SearchEngine` returns (semsearch.results). Failures raise
 typed errors (semsearch.errors, all `SemsearchError`) carrying the server's own message.
@@ -87,7 +90,7 @@ class Client:
         self,
         question: str,
         k: int = 5,
-        threshold: float | None = None,
+        threshold: float | str | None = None,
         mode: str | None = None,
     ) -> SearchResult:
         """Every hit for one question, and whether it was answered; `mode` is hybrid,
@@ -100,7 +103,7 @@ class Client:
         self,
         question: str,
         k: int = 5,
-        threshold: float | None = None,
+        threshold: float | str | None = None,
         mode: str | None = None,
     ) -> list[Hit]:
         """Hits at or above the threshold, best first; empty means "no confident answer"."""
@@ -110,7 +113,7 @@ class Client:
         self,
         questions: Sequence[str],
         k: int = 5,
-        threshold: float | None = None,
+        threshold: float | str | None = None,
         mode: str | None = None,
     ) -> list[SearchResult]:
         """One SearchResult per question, in order, from one request."""
@@ -124,7 +127,7 @@ class Client:
         self,
         questions: Sequence[str],
         k: int = 5,
-        threshold: float | None = None,
+        threshold: float | str | None = None,
         mode: str | None = None,
     ) -> list[list[Hit]]:
         """`search` for several questions in one request."""
@@ -143,7 +146,7 @@ class Client:
     # -- transport -----------------------------------------------------------------
     @staticmethod
     def _search_body(
-        body: dict[str, Any], k: int, threshold: float | None, mode: str | None
+        body: dict[str, Any], k: int, threshold: float | str | None, mode: str | None
     ) -> dict[str, Any]:
         body["k"] = k
         if threshold is not None:

@@ -124,12 +124,13 @@ class SearchConfig:
     """How questions are answered: hits per question, the "no answer" threshold, and how
     the index's parts are ranked (`mode`; the fusion and its weights, see semsearch.fusion).
 
-    The threshold is a cosine similarity and must be calibrated per model: raw BERT
-    scores sit high even for unrelated texts.
+    The threshold is a cosine similarity: None (not given) uses the index's own (see
+    semsearch.index.threshold), OFF ("none") answers with the best hit whatever its
+    score, a number in [-1, 1] is used as given.
     """
 
     k: int = 5
-    threshold: float | None = None
+    threshold: float | str | None = None
     dedupe: bool = True
     mode: str = "hybrid"
     fusion: str = "convex"
@@ -148,10 +149,33 @@ class SearchConfig:
             raise ConfigError(f"[search] dense_weight {self.dense_weight} is not in [0, 1]")
         if self.rrf_k < 1 or self.candidates < 1:
             raise ConfigError("[search] rrf_k and candidates must be at least 1")
-        if self.threshold is not None and not -1.0 <= self.threshold <= 1.0:
-            raise ConfigError(
-                f"threshold {self.threshold} is not a cosine in [-1, 1]", setting="threshold"
-            )
+        check_threshold(self.threshold)
+
+
+OFF = "none"
+"""The threshold that turns the "no answer" decision off."""
+
+
+def check_threshold(value: object) -> None:
+    """A threshold is None (not given), OFF, or a cosine in [-1, 1]."""
+    if value is None or value == OFF:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(
+            f"threshold {value!r} is neither a number nor {OFF!r}", setting="threshold"
+        )
+    if not -1.0 <= value <= 1.0:
+        raise ConfigError(f"threshold {value} is not a cosine in [-1, 1]", setting="threshold")
+
+
+def resolve_threshold(*choices: float | str | None) -> float | None:
+    """The threshold in force: the first choice given (most specific first: the
+    request's, the configuration's, the index's); OFF or none given means none."""
+    for choice in choices:
+        if choice is not None:
+            check_threshold(choice)
+            return None if choice == OFF else float(choice)
+    return None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,14 @@ page and the pydantic response models in `semsearch.service.schemas` read this s
 too (a test keeps those models equal to it).
 
     {"question": "...", "answered": true, "threshold": 0.5, "mode": "hybrid",
+     "best_score": 0.71,
      "results": [{"id", "score", "text", "answer", "metadata", "rank", "scores"}, ...]}
+
+`threshold` is the one in force (the request's, the server's or the index's own; null:
+none). With one in force, `results` lists only the hits whose cosine clears it, and
+`answered` is whether any does (false with an empty list otherwise). `best_score` is the
+best cosine among the hits before that filter (null when the index is empty), so a bot
+can log how close an unanswered question came.
 
 `score` is what ranked the hit: the fused score in hybrid mode, the cosine in dense
 mode, BM25 in lexical mode. `scores` (hybrid and lexical modes) holds each part's own:
@@ -16,7 +23,8 @@ judge), `question` or `joint` (the cosine with the second view) and `lexical` (B
 
 Several questions (POST /search with "queries"):
 
-    {"results": [[hit, ...], ...], "answered": [true, ...], "threshold": 0.5, "mode": ...}
+    {"results": [[hit, ...], ...], "answered": [true, ...], "threshold": 0.5, "mode": ...,
+     "best_score": [0.71, ...]}
 
 Scores are rounded to 6 places in JSON, so a round trip keeps everything else exactly.
 Standard library only: the client imports this without numpy, FAISS or torch.
@@ -79,28 +87,30 @@ class Hit:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """All hits of one question, and whether the best clears the threshold."""
+    """The hits of one question that clear the threshold, and whether any does."""
 
     question: str
     hits: list[Hit]
     answered: bool
     threshold: float | None
     mode: str | None = None  # what ranked the hits: hybrid, dense or lexical
+    best_score: float | None = None  # the best cosine before the threshold's filter
 
     @property
     def confident(self) -> list[Hit]:
-        """The hits at or above the threshold (all of them when there is none)."""
+        """The hits at or above the threshold: all of `hits`, which lists only those."""
         if self.threshold is None:
             return self.hits
         return [hit for hit in self.hits if hit.cosine >= self.threshold]
 
     def to_json(self) -> dict[str, Any]:
-        """{"question", "answered", "threshold", "results": [hit, ...]}"""
+        """{"question", "answered", "threshold", "mode", "best_score", "results": [hit, ...]}"""
         return {
             "question": self.question,
             "answered": self.answered,
             "threshold": self.threshold,
             "mode": self.mode,
+            "best_score": _rounded(self.best_score),
             "results": [hit.to_json() for hit in self.hits],
         }
 
@@ -113,6 +123,7 @@ class SearchResult:
             answered=bool(data["answered"]),
             threshold=data.get("threshold"),
             mode=data.get("mode"),
+            best_score=data.get("best_score"),
         )
 
 
@@ -124,6 +135,7 @@ def batch_to_json(results: Sequence[SearchResult]) -> dict[str, Any]:
         "answered": [result.answered for result in results],
         "threshold": results[0].threshold if results else None,
         "mode": results[0].mode if results else None,
+        "best_score": [_rounded(result.best_score) for result in results],
     }
 
 
@@ -135,7 +147,14 @@ def batch_from_json(data: Mapping[str, Any], questions: Sequence[str]) -> list[S
         raise ValueError(f"{len(rows)} results for {len(questions)} questions")
     answered = data.get("answered") or [bool(row) for row in rows]
     threshold, mode = data.get("threshold"), data.get("mode")
+    best = data.get("best_score") or [None] * len(rows)
     return [
-        SearchResult(question, [Hit.from_json(hit) for hit in row], bool(flag), threshold, mode)
-        for question, row, flag in zip(questions, rows, answered, strict=True)
+        SearchResult(
+            question, [Hit.from_json(hit) for hit in row], bool(flag), threshold, mode, score
+        )
+        for question, row, flag, score in zip(questions, rows, answered, best, strict=True)
     ]
+
+
+def _rounded(score: float | None) -> float | None:
+    return None if score is None else round(score, SCORE_DIGITS)

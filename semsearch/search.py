@@ -7,18 +7,20 @@ model, pooling and layers that built the index.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from semsearch.config import SearchConfig
+from semsearch.config import SearchConfig, resolve_threshold
 from semsearch.encoders import Encoder, load_encoder
 from semsearch.errors import ConfigError, InputError
 from semsearch.fingerprint import check as check_fingerprint
 from semsearch.fingerprint import encoder_config
 from semsearch.index import IndexStore
+from semsearch.index.threshold import value_of as threshold_value
 from semsearch.ranking import Ranked, effective_mode, rank
 from semsearch.rerank import Reranker
 from semsearch.results import Hit, SearchResult  # defined there; importable from here too
@@ -78,18 +80,26 @@ class SearchEngine:
     def path(self) -> Path:
         return self.store.path
 
+    def threshold(self, given: float | str | None = None) -> float | None:
+        """The threshold in force for a search given `given`: it, else the config's,
+        else the index's own (None: every question is answered by its best hit)."""
+        own = threshold_value(self.store.manifest.threshold)
+        return resolve_threshold(given, self.config.threshold, own)
+
     def query_batch(
         self,
         questions: Sequence[str],
         k: int | None = None,
-        threshold: float | None = None,
+        threshold: float | str | None = None,
         mode: str | None = None,
     ) -> list[SearchResult]:
         """Every question's hits, best first, each answer once at its best score.
 
-        `mode` (default: the config's, hybrid) is hybrid, dense or lexical."""
+        `mode` (default: the config's, hybrid) is hybrid, dense or lexical. `threshold`
+        (default: the config's, else the index's own) is a cosine in [-1, 1] or "none"
+        (off); with one in force only the hits whose cosine clears it are listed."""
         k = self.config.k if k is None else k
-        threshold = self.config.threshold if threshold is None else threshold
+        threshold = self.threshold(threshold)
         if k < 1:
             raise ConfigError("k must be at least 1", setting="k")
         questions = list(questions)
@@ -120,7 +130,7 @@ class SearchEngine:
         self,
         question: str,
         k: int | None = None,
-        threshold: float | None = None,
+        threshold: float | str | None = None,
         mode: str | None = None,
     ) -> SearchResult:
         return self.query_batch([question], k, threshold, mode)[0]
@@ -129,7 +139,7 @@ class SearchEngine:
         self,
         question: str,
         k: int | None = None,
-        threshold: float | None = None,
+        threshold: float | str | None = None,
         mode: str | None = None,
     ) -> list[Hit]:
         """Hits at or above the threshold; an empty list means "no confident answer"."""
@@ -139,7 +149,7 @@ class SearchEngine:
         self,
         questions: Sequence[str],
         k: int | None = None,
-        threshold: float | None = None,
+        threshold: float | str | None = None,
         mode: str | None = None,
     ) -> list[list[Hit]]:
         return [result.confident for result in self.query_batch(questions, k, threshold, mode)]
@@ -189,5 +199,8 @@ class SearchEngine:
                     break
             if len(hits) == k:
                 break
-        answered = bool(hits) and (threshold is None or hits[0].cosine >= threshold)
-        return SearchResult(question, hits, answered, threshold, mode)
+        best = max((hit.cosine for hit in hits), default=None)
+        if threshold is not None:
+            cleared = [hit for hit in hits if hit.cosine >= threshold]
+            hits = [dataclasses.replace(hit, rank=i) for i, hit in enumerate(cleared, 1)]
+        return SearchResult(question, hits, bool(hits), threshold, mode, best)

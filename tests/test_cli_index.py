@@ -46,8 +46,12 @@ def test_index_summary_json(built):
         summary["dim"] == 32 and summary["index_type"] == "flat" and summary["index"] == str(folder)
     )
     assert sorted(p.name for p in folder.iterdir()) == [
+        "generic.npy",
+        "lexical.json",
+        "lexical.npz",
         "manifest.json",
         "records.sqlite",
+        "second.faiss",
         "vectors.faiss",
     ]
 

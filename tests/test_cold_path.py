@@ -86,7 +86,9 @@ def cached(tiny_sbert: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
 
 def test_one_shot_query_imports_no_torch(cached: tuple[Path, Path]) -> None:
     index, cache = cached
-    out, heavy = run_python(CLI, "query", str(index), "How do I export to PDF?", cache=cache)
+    out, heavy = run_python(
+        CLI, "query", str(index), "How do I export to PDF?", "--threshold", "none", cache=cache
+    )
     assert heavy == []
     assert "[export-pdf" in out
 

@@ -89,7 +89,7 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int, int]]:
 
 
 def answers(folder: Path, question: str = "I forgot my password") -> list[str]:
-    code, out, err = cli("query", folder, question, "-k", "3", "--json")
+    code, out, err = cli("query", folder, question, "-k", "3", "--json", "--threshold", "none")
     assert code == 0, err
     return [hit["id"] for hit in json.loads(out)["results"]]
 
@@ -201,7 +201,7 @@ def test_a_file_system_failure_half_way_is_one_line_and_changes_nothing(built: P
 # -- item 8: a write keeps the folder's mode; a new folder gets mkdir's -----------------
 
 
-FILES = 5  # manifest.json, records.sqlite, vectors.faiss, lexical.json, lexical.npz
+FILES = 6  # manifest.json, records.sqlite, vectors.faiss, lexical.json, lexical.npz, generic.npy
 
 
 def modes(folder: Path) -> tuple[int, list[int]]:
@@ -332,7 +332,9 @@ def test_a_read_only_index_can_be_read(built: Path, crashed: bool, read_only: No
     info = as_a_user("info", built, "--json")
     assert info.returncode == 0, info.stderr
     assert json.loads(info.stdout)["count"] == 3
-    query = as_a_user("query", built, "I forgot my password", "-k", "3", "--json")
+    query = as_a_user(
+        "query", built, "I forgot my password", "-k", "3", "--json", "--threshold", "none"
+    )
     assert query.returncode == 0, query.stderr
     assert [hit["id"] for hit in json.loads(query.stdout)["results"]] == expected
     if crashed:

@@ -134,6 +134,7 @@ def faq_index(tmp_path: Path) -> IndexStore:
 
 
 def _engine(store: IndexStore, **config: object) -> SearchEngine:
+    config.setdefault("threshold", "none")  # the ranking itself, every hit listed
     return SearchEngine(store, HashEncoder(), SearchConfig(**config))  # type: ignore[arg-type]
 
 
@@ -291,7 +292,7 @@ def test_http_and_the_client_take_a_mode(tiny_sbert: Path, tmp_path: Path) -> No
     from semsearch.client import Client
 
     folder = build_index(tmp_path, tiny_sbert)
-    engine = SearchEngine.open(folder)
+    engine = SearchEngine.open(folder, config=SearchConfig(threshold="none"))
     with server(folder) as (url, _):
         for mode in ("hybrid", "dense", "lexical"):
             status, body, _ = call(

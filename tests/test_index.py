@@ -31,6 +31,7 @@ from semsearch.index import (
     IndexStore,
     Manifest,
 )
+from semsearch.index.threshold import generic_questions
 from semsearch.index.vectors import resolve_type
 
 TYPES = ["flat", "hnsw", "ivf", "sq8"]
@@ -107,8 +108,9 @@ def test_small_build_with_auto_is_flat_and_records_its_settings(built: IndexStor
         "records.sqlite",
         "lexical.npz",
         "lexical.json",
+        "generic.npy",
     }
-    assert manifest["parts"] == {"second": None, "field": None, "lexical": True}
+    assert manifest["parts"] == {"second": None, "field": None, "lexical": True, "generic": True}
     assert built.stats is not None and built.stats.count == 300
     info = built.info()
     assert info["count"] == 300 and info["index"]["type"] == "flat"
@@ -163,13 +165,16 @@ def glosses(tmp_path_factory: pytest.TempPathFactory) -> tuple[IndexStore, _Look
     random.Random(0).shuffle(texts)
     corpus, questions = texts[:5000], texts[5000:5200]
     minilm = load_encoder()
-    vectors = minilm.encode(corpus + questions, batch_size=64)
-    lookup = _Lookup(corpus, vectors[:5000], minilm.fingerprint)
+    generic = generic_questions()  # a build also scores these, for its threshold
+    vectors = minilm.encode(corpus + questions + generic, batch_size=64)
+    lookup = _Lookup(
+        corpus + generic, np.vstack([vectors[:5000], vectors[5200:]]), minilm.fingerprint
+    )
     records = [Record(str(i), text, text, {}) for i, text in enumerate(corpus)]
     chunks = [records[i : i + 1000] for i in range(0, len(records), 1000)]
     folder = tmp_path_factory.mktemp("glosses")
     flat = IndexStore.build(folder / "flat", chunks, lookup, index_type="flat")
-    return flat, lookup, vectors[5000:]
+    return flat, lookup, vectors[5000:5200]
 
 
 @pytest.mark.real
@@ -179,7 +184,8 @@ def test_recall_at_10_against_flat(
     index_type: str, glosses: tuple[IndexStore, _Lookup, np.ndarray], tmp_path: Path
 ) -> None:
     flat, lookup, queries = glosses
-    records = [Record(str(i), text, text, {}) for i, text in enumerate(lookup.rows)]
+    corpus = list(lookup.rows)[:5000]  # the rows after them are the generic questions
+    records = [Record(str(i), text, text, {}) for i, text in enumerate(corpus)]
     store = IndexStore.build(tmp_path / index_type, [records], lookup, index_type=index_type)
     exact = [{r.id for r, _ in hits} for hits in flat.search(queries, 10)]
     approx = [{r.id for r, _ in hits} for hits in store.search(queries, 10)]

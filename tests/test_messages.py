@@ -48,7 +48,8 @@ def built(tiny_sbert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     [
         (
             ["query", "IDX", "x", "--threshold", "abc"],
-            "semsearch: error: Invalid value for '--threshold': 'abc' is not a valid float. "
+            "semsearch: error: Invalid value for '--threshold': 'abc' is not a cosine in [-1, 1] "
+            "or none "
             "(see 'semsearch query --help')",
         ),
         (
@@ -163,7 +164,7 @@ def test_eval_names_the_option_for_a_missing_label_column(tmp_path: Path) -> Non
         ("index", "--max-seq-length", "(default: the model's limit)"),
         ("index", "--model", "(default all-MiniLM-L6-v2)"),
         ("index", "--text-field", "(default: the first of question, query, text,"),
-        ("query", "--threshold", "(default: none, the best hit answers)"),
+        ("query", "--threshold", "(default: the index's own, see `semsearch info`)"),
         ("query", "-k", "(default 5)"),
         ("eval retrieval", "-k", "[default: 100]"),
         ("eval sts", "--limit", "(default: all)"),

@@ -19,6 +19,7 @@ sync_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
 )
 
+from semsearch.config import SearchConfig  # noqa: E402
 from semsearch.service.config import ServeConfig  # noqa: E402
 from semsearch.service.server import build_service, serve_in_thread  # noqa: E402
 
@@ -128,7 +129,8 @@ def test_page_asks_for_the_api_key(page: Any, tiny_sbert: Path, tmp_path: Path) 
     corpus.write_text(CSV, encoding="utf-8")
     folder = _index(corpus, tmp_path / "keyed", "--model", str(tiny_sbert))
     config = ServeConfig(port=0, api_key=KEY)
-    with serve_in_thread(build_service(folder, config), config) as url:
+    search = SearchConfig(threshold="none")  # a tiny random model's own would hide the hits
+    with serve_in_thread(build_service(folder, config, search), config) as url:
         page.goto(url + "/")
         _ask(page, "How do I reset my password?")
         page.locator("#keyform").wait_for(state="visible")

@@ -21,12 +21,13 @@ HITS = [
 
 
 def test_result_json_is_the_documented_shape() -> None:
-    result = SearchResult("lost password", HITS, True, 0.5, "dense")
+    result = SearchResult("lost password", HITS, True, 0.4, "dense", 0.98765432)
     assert result.to_json() == {
         "question": "lost password",
         "answered": True,
-        "threshold": 0.5,
+        "threshold": 0.4,
         "mode": "dense",
+        "best_score": 0.987654,
         "results": [
             {"id": "pw-2", "score": 0.987654, "text": "I forgot my password",
              "answer": "Use the reset link.", "metadata": {"c": "account"}, "rank": 1},
@@ -34,7 +35,9 @@ def test_result_json_is_the_documented_shape() -> None:
              "answer": "File > Export > PDF.", "metadata": {}, "rank": 2},
         ],
     }  # fmt: skip
-    assert list(result.to_json()) == ["question", "answered", "threshold", "mode", "results"]
+    assert list(result.to_json()) == [
+        "question", "answered", "threshold", "mode", "best_score", "results",
+    ]  # fmt: skip
     assert list(HITS[0].to_json()) == ["id", "score", "text", "answer", "metadata", "rank"]
     json.dumps(result.to_json())  # plain JSON types only
 
@@ -54,7 +57,7 @@ def test_a_fused_hit_carries_each_part_and_is_judged_on_its_cosine() -> None:
 def test_json_round_trips() -> None:
     rounded = [Hit(h.id, round(h.score, 6), h.text, h.answer, h.metadata, h.rank) for h in HITS]
     for threshold in (0.5, None):
-        result = SearchResult("q", rounded, True, threshold, "hybrid")
+        result = SearchResult("q", rounded, True, threshold, "hybrid", 0.987654)
         again = SearchResult.from_json(json.loads(json.dumps(result.to_json())))
         assert again == result
     assert Hit.from_json(HITS[0].to_json()) == rounded[0]
@@ -65,18 +68,21 @@ def test_json_round_trips() -> None:
 
 
 def test_batch_form_and_its_inverse() -> None:
-    first = SearchResult("one", HITS[:1], True, 0.9, "dense")
-    second = SearchResult("two", HITS[1:], False, 0.9, "dense")
+    first = SearchResult("one", HITS[:1], True, 0.9, "dense", 0.98765432)
+    second = SearchResult("two", [], False, 0.9, "dense", 0.41234567)
     data = batch_to_json([first, second])
     assert data == {
-        "results": [[HITS[0].to_json()], [HITS[1].to_json()]],
+        "results": [[HITS[0].to_json()], []],
         "answered": [True, False],
         "threshold": 0.9,
         "mode": "dense",
+        "best_score": [0.987654, 0.412346],
     }
     back = batch_from_json(json.loads(json.dumps(data)), ["one", "two"])
     assert [r.to_json() for r in back] == [first.to_json(), second.to_json()]
-    assert batch_to_json([]) == {"results": [], "answered": [], "threshold": None, "mode": None}
+    assert batch_to_json([]) == {
+        "results": [], "answered": [], "threshold": None, "mode": None, "best_score": []
+    }  # fmt: skip
     assert batch_from_json(batch_to_json([]), []) == []
     with pytest.raises(ValueError, match="2 results for 1 questions"):
         batch_from_json(data, ["one"])

@@ -40,7 +40,8 @@ def engine(tiny_sbert, faq_csv, tmp_path_factory):
     folder = tmp_path_factory.mktemp("idx") / "faq"
     encoder = load_encoder(model=str(tiny_sbert))
     IndexStore.build(folder, open_corpus(faq_csv).chunks(3), encoder, index_type="flat")
-    return SearchEngine.open(folder)
+    # the ranking itself: no threshold (a random model's own would hide most hits)
+    return SearchEngine.open(folder, config=SearchConfig(threshold="none"))
 
 
 def brute_force(engine, question):
@@ -68,7 +69,7 @@ def test_scores_are_cosines_and_answers_come_once(engine):
 
 
 def test_without_dedupe_every_entry_is_a_hit(engine):
-    plain = SearchEngine(engine.store, engine.encoder, SearchConfig(dedupe=False))
+    plain = SearchEngine(engine.store, engine.encoder, SearchConfig(dedupe=False, threshold="none"))
     assert len(plain.search("password", k=7)) == 7
 
 
@@ -76,7 +77,8 @@ def test_threshold_gives_no_answer_instead_of_a_wrong_one(engine):
     result = engine.query("I forgot my password", k=3, threshold=0.999)
     assert result.answered and [hit.id for hit in result.confident] == ["pw-2"]
     none = engine.query("I forgot my password!", k=3, threshold=1.0)
-    assert not none.answered and none.confident == [] and len(none.hits) == 3
+    assert not none.answered and none.confident == none.hits == []
+    assert none.best_score is not None and none.best_score < 1.0
     assert engine.search("I forgot my password!", threshold=1.0) == []
     configured = SearchEngine(engine.store, engine.encoder, SearchConfig(threshold=1.0))
     assert configured.search_batch(["I forgot my password!"]) == [[]]
@@ -133,7 +135,9 @@ def test_dedupe_reads_past_a_page_of_one_shared_answer(tmp_path):
     others = [Record(f"other-{i}", f"another question {i}", f"answer {i}", {}) for i in range(6)]
     encoder = HashEncoder()
     IndexStore.build(tmp_path / "index", [same + others], encoder, index_type="flat")
-    engine = SearchEngine(IndexStore.open(tmp_path / "index"), encoder)
+    engine = SearchEngine(
+        IndexStore.open(tmp_path / "index"), encoder, SearchConfig(threshold="none")
+    )
     hits = engine.query("same question", k=3).hits
     assert [hit.rank for hit in hits] == [1, 2, 3]
     assert hits[0].answer == "one answer" and hits[0].score == pytest.approx(1.0, abs=1e-6)

@@ -29,6 +29,7 @@ pytest.importorskip("uvicorn", reason="the serve extra is not installed")
 
 from semsearch.cli.main import app
 from semsearch.client import Client
+from semsearch.config import SearchConfig
 from semsearch.errors import (
     AuthenticationError,
     BatcherStoppedError,
@@ -52,6 +53,9 @@ offline,Does it work without internet?,"Yes, offline mode.",sync
 QUESTIONS = ["I forgot my password", "export to PDF", "offline use", "how much does it cost"]
 
 
+NO_THRESHOLD = SearchConfig(threshold="none")  # the plumbing: a tiny model's own would hide hits
+
+
 def build_index(folder: Path, tiny_sbert: Path) -> Path:
     corpus = folder / "faq.csv"
     corpus.write_text(CSV, encoding="utf-8")
@@ -66,7 +70,7 @@ def build_index(folder: Path, tiny_sbert: Path) -> Path:
 @contextmanager
 def server(index: Path, **settings: Any) -> Iterator[tuple[str, Any]]:
     config = ServeConfig(port=0, **settings)
-    service = build_service(index, config)
+    service = build_service(index, config, NO_THRESHOLD)
     with serve_in_thread(service, config) as url:
         yield url, service
 
@@ -138,7 +142,7 @@ def test_search_threshold_gives_no_answer(url: str) -> None:
     question = {"query": "bananas and trains", "threshold": 0.9999}
     status, body, _ = call(url, "POST", "/search", question)
     assert status == 200 and body["answered"] is False and body["threshold"] == 0.9999
-    assert body["results"] and body["results"][0]["score"] < 0.9999  # the closest, for the page
+    assert body["results"] == [] and body["best_score"] < 0.9999  # how close it came
 
 
 def test_batch_search_equals_single_searches(url: str) -> None:
@@ -500,7 +504,9 @@ def test_shutdown_lets_in_flight_requests_finish(index: Path, tiny_sbert: Path) 
     from semsearch.encoders import load_encoder
 
     config = ServeConfig(port=0)
-    service = build_service(index, config, encoder=SlowEncoder(load_encoder(model=str(tiny_sbert))))
+    service = build_service(
+        index, config, NO_THRESHOLD, encoder=SlowEncoder(load_encoder(model=str(tiny_sbert)))
+    )
     outcome: list[Any] = []
     with serve_in_thread(service, config) as address:
         thread = threading.Thread(
@@ -614,7 +620,8 @@ def test_client_against_the_server(url: str) -> None:
     assert client.search("bananas and trains", threshold=0.9999) == []
     result = client.query("bananas and trains", threshold=0.9999)
     assert isinstance(result, SearchResult) and result.question == "bananas and trains"
-    assert result.answered is False and result.hits and result.confident == []
+    assert result.answered is False and result.hits == result.confident == []
+    assert result.best_score is not None and result.best_score < 0.9999
     assert result.threshold == 0.9999
     batch = client.search_batch(QUESTIONS, k=2)
     assert [[h.id for h in row] for row in batch] == [

@@ -22,6 +22,7 @@ pytest.importorskip("uvicorn", reason="the serve extra is not installed")
 
 from test_serve import KEY, ROOT, _announced_url, build_index, call, server
 
+from semsearch.config import SearchConfig
 from semsearch.errors import ConfigError
 from semsearch.service.batcher import MicroBatcher
 from semsearch.service.config import ServeConfig
@@ -98,7 +99,7 @@ def test_small_requests_are_answered_while_a_big_one_runs(index: Path, tiny_sber
 
     encoder = LongTextsAreSlow(load_encoder(model=str(tiny_sbert)))
     config = ServeConfig(port=0, max_batch_tokens=64)  # one long text (64 pieces) a batch
-    service = build_service(index, config, encoder=encoder)
+    service = build_service(index, config, SearchConfig(threshold="none"), encoder=encoder)
     rng = np.random.default_rng(0)
     words = ["password", "export", "offline", "sync", "price", "note", "account", "print"]
     texts = [" ".join(rng.choice(words, LONG // 6)) for _ in range(256)]

@@ -27,6 +27,8 @@ FLAGS = {
     "header": "--no-header",
     "k": "-k",
     "threshold": "--threshold",
+    "target_precision": "--target-precision",
+    "max_out_of_scope": "--max-out-of-scope",
     "mode": "--mode",
     "rerank": "--rerank",
     "merge": "--merge",

@@ -241,6 +241,7 @@ def info(index_path: IndexArg, as_json: JsonOpt = False) -> None:
     Example: semsearch info indexes/faq --json
     """
     from semsearch.index import IndexStore
+    from semsearch.index.threshold import describe
 
     details = IndexStore.open(index_path).info()
     if as_json:
@@ -260,6 +261,7 @@ def info(index_path: IndexArg, as_json: JsonOpt = False) -> None:
         ("max tokens", encoder["max_seq_length"]),
         ("index type", f"{section['type']} ({section['faiss_factory']}) {section['params']}"),
         ("parts", _parts(details["parts"])),
+        ("threshold", describe(details["threshold"], details["count"])),
         ("sizes", ", ".join(f"{name} {size:,} B" for name, size in details["files"].items())),
         ("created", details["created"]),
         ("updated", details["updated"]),

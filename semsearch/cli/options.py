@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from semsearch.config import EncoderConfig, Settings, load_settings
+from semsearch.config import OFF, EncoderConfig, Settings, load_settings
 from semsearch.errors import InputError
 
 if TYPE_CHECKING:
@@ -130,6 +130,35 @@ RerankOpt = Annotated[
         "with internet); off by default.",
     ),
 ]
+
+
+def parse_threshold(value: str | float | None) -> float | str | None:
+    """--threshold's value: a cosine in [-1, 1], "none" (off), or None (not given)."""
+    if value is None or isinstance(value, float):
+        return value
+    if value.strip().lower() in ("none", "off"):
+        return OFF
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not -1.0 <= number <= 1.0:  # NaN too
+        raise typer.BadParameter(f"{value!r} is not a cosine in [-1, 1] or none")
+    return number
+
+
+ThresholdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--threshold",
+        metavar="T|none",
+        callback=parse_threshold,
+        help="Minimum cosine for an answer (default: the index's own, see `semsearch info`); "
+        "none answers every question with its best hits.",
+    ),
+]
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 

@@ -17,8 +17,11 @@ from semsearch.cli.options import (
     JsonOpt,
     ModeOpt,
     RerankOpt,
+    ThresholdOpt,
+    parse_threshold,
     with_encoder_options,
 )
+from semsearch.config import OFF
 from semsearch.errors import ConfigError, SemsearchError
 
 if TYPE_CHECKING:
@@ -27,7 +30,8 @@ if TYPE_CHECKING:
 
 HELP = """commands:
   :k N          show N answers per question
-  :threshold T  answer only when the best score is at least T (:threshold off to disable)
+  :threshold T  answer only when the best cosine is at least T (:threshold none: off,
+                :threshold default: the index's own)
   :help         this text
   :quit         leave (Ctrl-D works too)"""
 
@@ -37,8 +41,9 @@ def render(result: SearchResult) -> str:
     mode), id and matched text, then the answer indented."""
     lines = [f"Q: {result.question}"]
     if not result.answered:
-        best = f"best cosine {result.hits[0].cosine:.3f}" if result.hits else "no entries"
-        lines.append(f"   No confident answer ({best} is below the threshold {result.threshold}).")
+        best = result.best_score
+        why = "the index holds no entries" if best is None else f"best cosine {best:.3f}"
+        lines.append(f"   No confident answer ({why} is below the threshold {result.threshold}).")
     for hit in result.confident:
         label = {"hybrid": "fused", "lexical": "bm25"}.get(result.mode or "")
         fused = f" {label} {hit.score:.3f}" if label and hit.scores else ""
@@ -64,14 +69,7 @@ def query(
     k: Annotated[
         int | None, typer.Option("-k", "--k", help="Answers per question (default 5).")
     ] = None,
-    threshold: Annotated[
-        float | None,
-        typer.Option(
-            "--threshold",
-            help="Minimum cosine score for an answer (default: none, the best hit answers); "
-            "calibrate per model.",
-        ),
-    ] = None,
+    threshold: ThresholdOpt = None,
     mode: ModeOpt = None,
     rerank: RerankOpt = None,
     options: EncoderOptions = DEFAULT_ENCODER_OPTIONS,
@@ -84,9 +82,8 @@ def query(
     Without QUESTION: an interactive prompt at a terminal, or one question a line
     from piped standard input (one answer block, or JSON line, each).
     """
-    engine = _open_engine(
-        index_path, options, {"k": k, "threshold": threshold, "mode": mode, "rerank": rerank}
-    )
+    search = {"k": k, "threshold": parse_threshold(threshold), "mode": mode, "rerank": rerank}
+    engine = _open_engine(index_path, options, search)
     if question is not None:
         _emit(engine.query(question), as_json)
     elif sys.stdin.isatty():
@@ -176,10 +173,11 @@ def _command(engine: SearchEngine, line: str) -> str | None:
             engine.config = _replace(engine, k=_number(argument, int, ":k 3"))
             typer.echo(f"k = {engine.config.k}")
         elif name == "threshold":
-            off = argument in ("off", "none", "")
-            value = None if off else _number(argument, float, ":threshold 0.4")
+            default = argument in ("default", "")
+            off = argument in ("off", "none")
+            value = None if default else OFF if off else _number(argument, float, ":threshold 0.4")
             engine.config = _replace(engine, threshold=value)
-            typer.echo(f"threshold = {engine.config.threshold}")
+            typer.echo(f"threshold = {engine.threshold()}")
         else:
             typer.echo(f"unknown command :{name}; :help lists them", err=True)
     except ConfigError as exc:

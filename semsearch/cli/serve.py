@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from semsearch.cli.options import ConfigOpt, DeviceOpt, ModeOpt, RerankOpt
+from semsearch.cli.options import (
+    ConfigOpt,
+    DeviceOpt,
+    ModeOpt,
+    RerankOpt,
+    ThresholdOpt,
+    parse_threshold,
+)
 
 SERVE_PANEL = "Service"
 LIMITS_PANEL = "Limits and batching"
@@ -45,10 +52,7 @@ def serve(
     k: Annotated[
         int | None, typer.Option("-k", "--k", help="Default answers per question (5).")
     ] = None,
-    threshold: Annotated[
-        float | None,
-        typer.Option("--threshold", help="Default minimum cosine score for an answer."),
-    ] = None,
+    threshold: ThresholdOpt = None,
     mode: ModeOpt = None,
     rerank: RerankOpt = None,
     batching: Annotated[
@@ -152,7 +156,7 @@ def serve(
     from semsearch.service.server import build_service
     from semsearch.service.server import serve as run
 
-    search = {"k": k, "threshold": threshold, "mode": mode, "rerank": rerank}
+    search = {"k": k, "threshold": parse_threshold(threshold), "mode": mode, "rerank": rerank}
     settings = load_settings(config, search=search)
     serve_config = load_serve_config(
         config,

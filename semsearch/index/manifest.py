@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from semsearch.errors import IndexFolderError
+from semsearch.index.threshold import problem as threshold_problem
 from semsearch.text import not_utf8
 
 FORMAT_VERSION = 1
@@ -49,6 +50,7 @@ _SCHEMA: dict[str, tuple[type, bool]] = {
     "fields": (dict, True),
     "checksums": (dict, False),
     "parts": (dict, True),
+    "threshold": (dict, True),
 }
 _INDEX_SCHEMA: dict[str, tuple[type, bool]] = {
     "type": (str, False),
@@ -96,6 +98,7 @@ class Manifest:
     checksums: dict[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     parts: dict[str, Any] = field(default_factory=dict)  # semsearch.index.views.Parts
+    threshold: dict[str, Any] | None = None  # semsearch.index.threshold; None: none kept
 
     @property
     def version(self) -> str:
@@ -115,6 +118,8 @@ class Manifest:
             "checksums": self.checksums,
             "parts": self.parts,
         }
+        if self.threshold is not None:
+            data["threshold"] = self.threshold
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
@@ -145,6 +150,8 @@ class Manifest:
         problem = problem or _misshapen(data["index"], _INDEX_SCHEMA, "index.")
         if not problem and not all(isinstance(v, str) for v in data["checksums"].values()):
             problem = "checksums must map file names to strings"
+        if not problem and "threshold" in data:
+            problem = threshold_problem(data["threshold"])
         if not problem and "\\u" in text:  # only an escape gives a lone surrogate
             problem = not_utf8(json.dumps(data, ensure_ascii=False), from_json=True) or ""
         if problem:
@@ -159,6 +166,7 @@ class Manifest:
             checksums=data["checksums"],
             format_version=version,
             parts=data.get("parts", {}),
+            threshold=data.get("threshold"),
         )
 
     @classmethod

@@ -22,17 +22,17 @@ from semsearch import atomic
 from semsearch.corpus import Record
 from semsearch.errors import IndexFolderError, InputError
 from semsearch.fingerprint import check as check_fingerprint
+from semsearch.index import threshold
 from semsearch.index.checks import check_counts, checked_manifest
 from semsearch.index.lexical import LexicalIndex
 from semsearch.index.manifest import (
-    DATA_FILES,
-    MANIFEST_FILE,
     RECORDS_FILE,
     VECTORS_FILE,
     Manifest,
     utc_now,
 )
 from semsearch.index.records import RecordStore
+from semsearch.index.summary import summary
 from semsearch.index.vectors import (
     VectorIndex,
     check_params,
@@ -54,7 +54,6 @@ from semsearch.index.writes import (
 
 log = logging.getLogger("semsearch")
 
-FILES = (MANIFEST_FILE, *DATA_FILES)
 
 _OPEN_ATTEMPTS = 3
 
@@ -248,29 +247,7 @@ class IndexStore:
 
     def info(self) -> dict[str, Any]:
         """A summary for `semsearch info` and the HTTP health route."""
-        section = self.manifest.index
-        return {
-            "path": str(self.path),
-            "count": section.count,
-            "deleted": section.deleted,
-            "encoder": dict(self.manifest.encoder),
-            "index": {
-                "type": section.type,
-                "faiss_factory": section.faiss_factory,
-                "metric": section.metric,
-                "params": dict(section.params),
-            },
-            "fields": dict(self.manifest.fields),
-            "parts": self.parts.to_json(),
-            "files": {
-                name: (self.folder / name).stat().st_size for name in (*FILES, *self.parts.files)
-            },
-            "format_version": self.manifest.format_version,
-            "semsearch_version": self.manifest.semsearch_version,
-            "created": self.manifest.created,
-            "updated": self.manifest.updated,
-            "version": self.version,
-        }
+        return summary(self)
 
     # -- writing -------------------------------------------------------------------
     def add(
@@ -330,8 +307,13 @@ class IndexStore:
                 staged.drop(list(staged.records.rowids_of(wanted).values()))
         return len(wanted)
 
+    def set_threshold(self, chosen: dict[str, Any]) -> None:
+        """Store a threshold (semsearch.index.threshold) through the same write path."""
+        with self._editing(chosen):
+            pass
+
     @contextlib.contextmanager
-    def _editing(self) -> Iterator[Staged]:
+    def _editing(self, chosen: dict[str, Any] | None = None) -> Iterator[Staged]:
         """Yield writable copies of the records and every part; when the block ends they
         are compacted, saved, checked and swapped in, and this store reloads them.
 
@@ -362,6 +344,7 @@ class IndexStore:
                     records.commit()
                     live, deleted = records.counts()
                     lexical = staged.lexical()
+                    generic, kept = threshold.kept(self, staged, chosen)
                 finally:
                     records.close()
                 manifest = dataclasses.replace(
@@ -369,8 +352,9 @@ class IndexStore:
                     semsearch_version=semsearch_version(),
                     updated=utc_now(),
                     index=dataclasses.replace(section, count=live, deleted=deleted),
+                    threshold=kept,
                 )
-                save_folder(staging, manifest, staged.vectors, staged.second, lexical)
+                save_folder(staging, manifest, staged.vectors, staged.second, lexical, generic)
                 IndexStore.open(staging).close()
         self._reload()
 

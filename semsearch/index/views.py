@@ -21,6 +21,7 @@ from typing import Any
 
 from semsearch.corpus import BEIR_TEXT, Record
 from semsearch.index.lexical import LEXICAL_FILES
+from semsearch.index.threshold import GENERIC_FILE
 
 SECOND_FILE = "second.faiss"
 SECOND_VIEWS = ("question", "joint")
@@ -33,6 +34,7 @@ class Parts:
     second: str | None = None  # "question", "joint" or None (one dense view)
     field: str | None = None  # for "question": the metadata key that holds it
     lexical: bool = False
+    generic: bool = False  # the generic questions' vectors (semsearch.index.threshold)
 
     @classmethod
     def choose(cls, fields: dict[str, Any] | None) -> Parts:
@@ -61,10 +63,19 @@ class Parts:
     @property
     def files(self) -> tuple[str, ...]:
         """The files these parts add to the folder."""
-        return (SECOND_FILE,) * bool(self.second) + LEXICAL_FILES * self.lexical
+        return (
+            (SECOND_FILE,) * bool(self.second)
+            + LEXICAL_FILES * self.lexical
+            + (GENERIC_FILE,) * self.generic
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"second": self.second, "field": self.field, "lexical": self.lexical}
+        return {
+            "second": self.second,
+            "field": self.field,
+            "lexical": self.lexical,
+            "generic": self.generic,
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> Parts:
@@ -73,4 +84,4 @@ class Parts:
             return cls()
         second = data.get("second") if data.get("second") in SECOND_VIEWS else None
         field = data.get("field") if isinstance(data.get("field"), str) else None
-        return cls(second, field, data.get("lexical") is True)
+        return cls(second, field, data.get("lexical") is True, data.get("generic") is True)

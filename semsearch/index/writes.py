@@ -18,6 +18,7 @@ from semsearch import atomic
 from semsearch.cache import sha256_of
 from semsearch.corpus import Record
 from semsearch.errors import IndexFolderError, InputError
+from semsearch.index import threshold
 from semsearch.index.lexical import LexicalIndex
 from semsearch.index.manifest import (
     DATA_FILES,
@@ -175,10 +176,13 @@ def save_folder(
     vectors: VectorIndex,
     second: VectorIndex | None = None,
     lexical: LexicalIndex | None = None,
+    generic: np.ndarray | None = None,
 ) -> None:
     """Write vectors.faiss and the parts' files, then manifest.json with the parts and
     the checksums of every data file."""
     vectors.save(folder / VECTORS_FILE)
+    if generic is not None:
+        threshold.save_generic(folder, generic)
     if second is not None:
         second.save(folder / SECOND_FILE)
     if lexical is not None:
@@ -247,7 +251,7 @@ def write_new(
     """Encode every chunk into a complete index folder at `staging`; returns how many
     texts were truncated."""
     truncated = 0
-    parts = Parts.choose(fields)
+    parts = dataclasses.replace(Parts.choose(fields), generic=True)
     records = RecordStore.create(staging / RECORDS_FILE)
     try:
         seen: set[str] = set()
@@ -279,6 +283,8 @@ def write_new(
         lexical = Staged(records, vectors, second_vectors, parts).lexical()
     finally:
         records.close()
+    generic = encoder.encode(threshold.generic_questions(), batch_size=batch_size)
+    top = threshold.top_cosines(vectors, generic, set())
     now = utc_now()
     manifest = Manifest(
         semsearch_version=semsearch_version(),
@@ -290,6 +296,7 @@ def write_new(
         ),
         fields=dict(fields or {}),
         parts=parts.to_json(),
+        threshold=threshold.estimate(top, encoder.fingerprint),
     )
-    save_folder(staging, manifest, vectors, second_vectors, lexical)
+    save_folder(staging, manifest, vectors, second_vectors, lexical, generic)
     return truncated

@@ -24,7 +24,7 @@ from semsearch.service.live import LiveIndex
 class SearchJob:
     questions: list[str]
     k: int
-    threshold: float | None
+    threshold: float | str | None
     mode: str | None = None
 
 
@@ -97,7 +97,7 @@ def processor(live: LiveIndex) -> Callable[[list[Job]], list[Any]]:
         if embeds:
             texts = [text for i in embeds for text in _texts(jobs[i])]
             _split(live.encoder.encode(texts), embeds, jobs, results)
-        groups: dict[tuple[int, float | None, str | None], list[int]] = {}
+        groups: dict[tuple[int, float | str | None, str | None], list[int]] = {}
         for i, job in enumerate(jobs):
             if isinstance(job, SearchJob):
                 groups.setdefault((job.k, job.threshold, job.mode), []).append(i)

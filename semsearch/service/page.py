@@ -132,7 +132,7 @@ PAGE = """<!doctype html>
 const KEY = "semsearch-api-key";
 const $ = (id) => document.getElementById(id);
 const question = $("question"), statusBox = $("status"), keyform = $("keyform");
-let pending = null;
+let pending = null, shown = null;
 
 function storedKey() {
   try { return sessionStorage.getItem(KEY) || ""; } catch (e) { return ""; }
@@ -194,7 +194,8 @@ function hitItem(hit, weak, mode) {
   return li;
 }
 
-function show(data) {
+function show(data, body) {
+  shown = body;
   clearResults();
   const hits = data.results || [];
   if (data.answered) {
@@ -204,18 +205,33 @@ function show(data) {
     say(strong.length + (strong.length === 1 ? " answer" : " answers") +
         (threshold === null ? "" : " at or above " + threshold) + ".");
   } else {
-    const detail = hits.length
-      ? "The best match's cosine is " + cosine(hits[0]).toFixed(3) + ", below the threshold " +
+    const best = data.best_score;
+    const detail = best !== null && best !== undefined
+      ? "The best match's cosine is " + best.toFixed(3) + ", below the threshold " +
         data.threshold + ". Try rephrasing, or lower the threshold."
       : "The index holds no entries.";
     $("no-answer-detail").textContent = detail;
     $("no-answer").hidden = false;
     say("No confident answer.");
-    if (hits.length) {
-      $("weak-title").hidden = false;
-      for (const hit of hits) $("weak").append(hitItem(hit, true, data.mode));
-    }
+    if (best !== null && best !== undefined && body) showWeak(body);
   }
+}
+
+// Below the threshold the server lists nothing: ask again without one for the closest.
+async function showWeak(body) {
+  const headers = { "Content-Type": "application/json" };
+  const key = storedKey();
+  if (key) headers["Authorization"] = "Bearer " + key;
+  const again = Object.assign({}, body, { threshold: "none" });
+  try {
+    const response = await fetch("search",
+                                 { method: "POST", headers, body: JSON.stringify(again) });
+    if (!response.ok) return;
+    const data = await response.json();
+    if (shown !== body) return;  // a newer question was answered meanwhile
+    $("weak-title").hidden = false;
+    for (const hit of data.results || []) $("weak").append(hitItem(hit, true, data.mode));
+  } catch (e) { /* the closest entries are a courtesy: the notice stands without them */ }
 }
 
 function askForKey(reason) {
@@ -256,7 +272,7 @@ async function ask(text) {
     return;
   }
   pending = null;
-  show(data);
+  show(data, body);
 }
 
 $("ask").addEventListener("submit", (event) => {

@@ -19,6 +19,15 @@ from pydantic import (
 from semsearch.service.config import ServeConfig
 
 
+def _threshold(value: Any) -> float | str | None:
+    """A cosine in [-1, 1], "none" (no threshold) or null (the server's default)."""
+    if value is None or value == "none":
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float) or not -1 <= value <= 1:
+        raise ValueError('must be a cosine in [-1, 1] or "none"')
+    return float(value)
+
+
 def _not_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty or only whitespace")
@@ -51,13 +60,17 @@ class ResultItem(BaseModel):
 
 
 class SearchResponse(BaseModel):
-    """One question: every hit, best first; `answered` is false below the threshold."""
+    """One question: the hits that clear the threshold, best first; `answered` is false
+    (and `results` empty) when none does."""
 
     model_config = _EXACT
     question: str
     answered: bool
-    threshold: float | None
+    threshold: float | None = Field(description="the threshold in force (null: none)")
     mode: str | None = Field(description="what ranked the hits: hybrid, dense or lexical")
+    best_score: float | None = Field(
+        description="the best cosine before the threshold's filter (null: empty index)"
+    )
     results: list[ResultItem]
 
 
@@ -69,6 +82,7 @@ class BatchSearchResponse(BaseModel):
     answered: list[bool]
     threshold: float | None
     mode: str | None
+    best_score: list[float | None]
 
 
 class EmbedResponse(BaseModel):
@@ -116,9 +130,17 @@ def request_models(config: ServeConfig, default_k: int) -> tuple[type[BaseModel]
             Annotated[list[question], Field(min_length=1, max_length=config.max_texts)] | None
         ) = None
         k: k_type = default_k
-        threshold: Annotated[float, Field(ge=-1.0, le=1.0)] | None = Field(
+        threshold: Annotated[Any, AfterValidator(_threshold)] = Field(
             default=None,
-            description="minimum cosine score for an answer (server default if absent)",
+            json_schema_extra={
+                "anyOf": [
+                    {"type": "number", "minimum": -1, "maximum": 1},
+                    {"const": "none"},
+                    {"type": "null"},
+                ]
+            },
+            description='minimum cosine for an answer, or "none" for no threshold '
+            "(absent or null: the server's default, else the index's own)",
         )
         mode: Literal["hybrid", "dense", "lexical"] | None = Field(
             default=None, description="how hits are ranked (server default if absent)"

@@ -1,0 +1,40 @@
+"""What `semsearch info` and the HTTP health route say about an opened index folder."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from semsearch.index.manifest import DATA_FILES, MANIFEST_FILE
+
+if TYPE_CHECKING:
+    from semsearch.index.store import IndexStore
+
+FILES = (MANIFEST_FILE, *DATA_FILES)
+
+
+def summary(store: IndexStore) -> dict[str, Any]:
+    """Counts, encoder, index type and parameters, parts, file sizes, threshold, dates."""
+    manifest, section = store.manifest, store.manifest.index
+    return {
+        "path": str(store.path),
+        "count": section.count,
+        "deleted": section.deleted,
+        "encoder": dict(manifest.encoder),
+        "index": {
+            "type": section.type,
+            "faiss_factory": section.faiss_factory,
+            "metric": section.metric,
+            "params": dict(section.params),
+        },
+        "fields": dict(manifest.fields),
+        "parts": store.parts.to_json(),
+        "files": {
+            name: (store.folder / name).stat().st_size for name in (*FILES, *store.parts.files)
+        },
+        "threshold": manifest.threshold,
+        "format_version": manifest.format_version,
+        "semsearch_version": manifest.semsearch_version,
+        "created": manifest.created,
+        "updated": manifest.updated,
+        "version": store.version,
+    }
