@@ -151,6 +151,11 @@ def test_demo_faq_answers_as_the_readme_shows(minilm_folder: Path, tmp_path: Pat
     assert top["id"] == "export-pdf-2" and round(top["scores"]["dense"], 3) == 0.976
     assert round(top["score"], 3) == 1.0  # hybrid: the best candidate scores 1 after min-max
     assert "1. 0.976 fused 1.000  [export-pdf-2]" in README.read_text()
+    calibrated = run_cli(
+        ["calibrate", str(index), str(EXAMPLES / "labelled.csv"), "--dry-run", "--json"]
+    )
+    assert round(json.loads(calibrated.stdout)["threshold"], 3) == 0.549
+    assert "threshold 0.549 (precision >= 0.9; dry run: nothing stored)" in README.read_text()
 
 
 # -- item 19: the deployment files ------------------------------------------------------------

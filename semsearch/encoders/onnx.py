@@ -104,8 +104,8 @@ class Export:
     spec: ModelSpec
     tokenizer: Path | None
 
-    def runner(self, threads: int) -> OnnxRunner:
-        return OnnxRunner(self.path, self.spec.input_names, threads)
+    def runner(self, threads: int, spinning: bool = True) -> OnnxRunner:
+        return OnnxRunner(self.path, self.spec.input_names, threads, spinning)
 
 
 def find_export(config: EncoderConfig, folder: Path, precision: str) -> Export | None:

@@ -135,7 +135,9 @@ def joined(outputs: Sequence[Any]) -> np.ndarray:
 class OnnxRunner:
     """One ONNX Runtime session: padded int64 batches in, float32 vectors out."""
 
-    def __init__(self, path: Path, names: Sequence[str], threads: int) -> None:
+    def __init__(
+        self, path: Path, names: Sequence[str], threads: int, spinning: bool = True
+    ) -> None:
         require_onnxruntime()
         import onnxruntime as ort
 
@@ -144,11 +146,11 @@ class OnnxRunner:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
-        # Idle worker threads sleep instead of spinning: on a few shared cores a spinning
-        # pool starves the server's event loop (a question's p50 while a big request ran:
-        # 220 ms spinning, 79 ms not, bench/serve_load.py --modes maximal; 32 clients:
-        # 162 against 171 requests/s)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Spinning idle threads answer the next call sooner (one question: 4.5 against
+        # 6.3 ms; batches 10% faster), but on a few shared cores they starve the server's
+        # event loop (a question's p50 while a big request ran: 220 ms spinning, 79 ms
+        # not, bench/serve_load.py --modes maximal), so `serve` turns them off.
+        options.add_session_config_entry("session.intra_op.allow_spinning", str(int(spinning)))
         try:
             self.session = ort.InferenceSession(
                 str(path), options, providers=["CPUExecutionProvider"]

@@ -59,7 +59,9 @@ def build_service(
     from semsearch.service.live import LiveIndex
 
     config = config or ServeConfig()
-    engine = SearchEngine.open(index_path, encoder=encoder, device=device)
+    # idle ONNX Runtime threads sleep: spinning ones starve the event loop on few cores
+    overrides = {"spinning": False}
+    engine = SearchEngine.open(index_path, encoder=encoder, device=device, overrides=overrides)
     try:
         live = LiveIndex(
             index_path,
