@@ -73,7 +73,8 @@ def test_query_one_shot_table_and_json(built):
     )
     fused = run("query", folder, "I forgot my password", "-k", "2")  # hybrid: cosine, then fused
     assert fused.stdout.startswith("Q: I forgot my password\n  1. 1.000 fused 1.000  [pw-2] I")
-    data = json.loads(run("query", folder, "I forgot my password", "-k", "3", "--json").stdout)
+    asked = ("query", folder, "I forgot my password", "-k", "3", "--threshold", "none", "--json")
+    data = json.loads(run(*asked).stdout)
     assert data["answered"] is True and data["question"] == "I forgot my password"
     assert [r["rank"] for r in data["results"]] == [1, 2, 3]
     assert data["results"][0]["id"] == "pw-2" and data["results"][0]["metadata"] == {
