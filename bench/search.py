@@ -72,6 +72,7 @@ class Precomputed:
     """An encoder stand-in that returns cached vectors, so FAISS build time is isolated."""
 
     def __init__(self, real: Any, vectors: np.ndarray) -> None:
+        self._real = real  # encodes what is not the corpus (the no-answer estimate's questions)
         self.fingerprint = real.fingerprint
         self.dim = real.dim
         self.truncated = 0
@@ -79,6 +80,8 @@ class Precomputed:
         self._next = 0
 
     def encode(self, texts: Sequence[str], **_: Any) -> np.ndarray:
+        if self._next >= len(self._vectors):
+            return self._real.encode(texts)
         block = self._vectors[self._next : self._next + len(texts)]
         self._next += len(texts)
         return block

@@ -296,7 +296,7 @@ def write_new(
         ),
         fields=dict(fields or {}),
         parts=parts.to_json(),
-        threshold=threshold.estimate(top, encoder.fingerprint),
+        threshold=threshold.estimate(top, encoder.fingerprint) if len(top) else None,
     )
     save_folder(staging, manifest, vectors, second_vectors, lexical, generic)
     return truncated
