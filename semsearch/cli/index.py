@@ -111,7 +111,6 @@ def index(
 
     Example: semsearch index examples/faq.csv -o indexes/faq
     """
-    from semsearch.corpus import open_corpus
     from semsearch.encoders import load_encoder
     from semsearch.index import IndexStore
     from semsearch.index.vectors import resolve_type
@@ -121,15 +120,7 @@ def index(
     resolve_type(settings.index.type, 0)  # an unknown type fails before any reading
     refuse_foreign(output)  # and a folder it may not write, before the model loads
     check_writable(output)
-    source = open_corpus(
-        corpus,
-        text_field=text_field,
-        answer_field=answer_field,
-        id_field=id_field,
-        strict=strict,
-        delimiter=delimiter,
-        header=not no_header,
-    )
+    source = _open_source(corpus, text_field, answer_field, id_field, strict, delimiter, no_header)
     encoder = load_encoder(settings.encoder)
     if not quiet:
         typer.echo(f"reading {corpus}: {source.describe()}", err=True)
@@ -180,22 +171,13 @@ def add(
     the largest one in the index: it never replaces an entry.
     """
     from semsearch.config import IndexConfig
-    from semsearch.corpus import open_corpus
     from semsearch.index.writes import check_writable
     from semsearch.search import SearchEngine
 
     if index_path.exists():  # a folder it may not write fails before the model loads
         check_writable(index_path)
     engine = SearchEngine.open(index_path, device=device)
-    source = open_corpus(
-        corpus,
-        text_field=text_field,
-        answer_field=answer_field,
-        id_field=id_field,
-        strict=strict,
-        delimiter=delimiter,
-        header=not no_header,
-    )
+    source = _open_source(corpus, text_field, answer_field, id_field, strict, delimiter, no_header)
     if not quiet:
         typer.echo(f"reading {corpus}: {source.describe()}", err=True)
     stats = engine.store.add(
@@ -278,6 +260,29 @@ def _parts(parts: dict[str, Any]) -> str:
         parts.get("second") or ""
     )
     return "dense" + (f", a second view of {second}" if second else "") + ", lexical (BM25)"
+
+
+def _open_source(
+    corpus: Path,
+    text_field: str | None,
+    answer_field: str | None,
+    id_field: str | None,
+    strict: bool,
+    delimiter: str | None,
+    no_header: bool,
+) -> Any:
+    """The corpus as `index` and `add` read it, from their shared corpus options."""
+    from semsearch.corpus import open_corpus
+
+    return open_corpus(
+        corpus,
+        text_field=text_field,
+        answer_field=answer_field,
+        id_field=id_field,
+        strict=strict,
+        delimiter=delimiter,
+        header=not no_header,
+    )
 
 
 def register(app: typer.Typer) -> None:
