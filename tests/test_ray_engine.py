@@ -12,6 +12,7 @@ import json
 import os
 import random
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -305,11 +306,70 @@ def test_an_unreachable_cluster_is_one_line(tmp_path: Path, address: str) -> Non
     assert time.monotonic() - started < 30 and not (tmp_path / "idx").exists()
 
 
+HEAD = """
+import sys, time, ray
+context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+print(context.address_info["gcs_address"], flush=True)
+sys.stdin.read()  # runs until the test closes stdin
+"""
+
+
+def test_an_address_joins_a_running_cluster(tiny_bert: Path, tmp_path: Path) -> None:
+    corpus = write_csv(tmp_path / "faq.csv", faq_rows(50))
+    head = subprocess.Popen(
+        [sys.executable, "-c", HEAD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert head.stdout is not None and head.stdin is not None
+        address = head.stdout.readline().strip()
+        done = subprocess.run(
+            [sys.executable, "-m", "semsearch", "index", str(corpus), "-o",
+             str(tmp_path / "idx"), *tiny(tiny_bert, "onnx"), "--engine", "ray",
+             "--address", address, "--workers", "2", "--json"],
+            capture_output=True,
+            text=True,
+        )  # fmt: skip
+        head.stdin.close()
+        head.wait(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the head's Ray processes
+            os.killpg(head.pid, signal.SIGKILL)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["count"] == 50
+    assert done.stderr.splitlines()[1:] == ["encoding on 2 Ray workers, 1 CPU each"]
+
+
+def test_an_address_that_is_not_ray_gives_up_in_seconds(tmp_path: Path) -> None:
+    corpus = write_csv(tmp_path / "faq.csv", faq_rows(3))
+    with socket.create_server(("127.0.0.1", 0)) as server:  # accepts, never speaks Ray
+        address = f"127.0.0.1:{server.getsockname()[1]}"
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "semsearch", "index", str(corpus), "-o",
+             str(tmp_path / "idx"), "--engine", "ray", "--address", address, "-q"],
+            capture_output=True,
+            text=True,
+        )  # fmt: skip
+        took = time.monotonic() - started
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"semsearch: error: cannot reach the Ray cluster at {address}: no Ray cluster "
+        "answered there within 5 seconds (option --address)"
+    ]
+    assert took < 60 and not (tmp_path / "idx").exists()
+
+
 def test_a_dead_worker_is_restarted_and_its_chunk_encoded_again(
     local_ray: Any, tiny_bert: Path, corpus5k: Path
 ) -> None:
     from semsearch.config import EncoderConfig
-    from semsearch.distributed.ray_engine import RayPool, RaySettings
+    from semsearch.distributed.cluster import RaySettings
+    from semsearch.distributed.ray_engine import RayPool
     from semsearch.index.views import Parts
 
     config = EncoderConfig(kind="bert", model=str(tiny_bert), backend="onnx")

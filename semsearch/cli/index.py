@@ -143,7 +143,7 @@ def _ray_settings(engine: str, address: str | None, workers: int | None, gpus: f
         if given:
             raise typer.BadParameter(f"{', '.join(given)} apply to --engine ray only")
         return None
-    from semsearch.distributed.ray_engine import RaySettings, import_ray
+    from semsearch.distributed.cluster import RaySettings, import_ray
 
     import_ray()  # a missing Ray fails before any reading
     return RaySettings(address, workers, gpus or 0.0)

@@ -1,2 +1,3 @@
-"""Encoding past one machine. `ray_engine` encodes an index build's chunks on a pool of
-Ray actors; Ray is an optional extra and is imported only when that engine is chosen."""
+"""Encoding past one machine: `cluster` reaches Ray (an optional extra, imported only
+when the Ray engine is chosen), `ray_engine` encodes an index build's chunks on a pool
+of Ray actors."""

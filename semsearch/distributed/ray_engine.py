@@ -16,112 +16,23 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import logging
 import os
-import socket
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from semsearch.config import EncoderConfig
 from semsearch.corpus import Record
-from semsearch.errors import ConfigError, MissingExtraError, SemsearchError, install_line
+from semsearch.distributed.cluster import RaySettings, connected, import_ray
+from semsearch.errors import ConfigError, SemsearchError
 from semsearch.index.views import Parts
 from semsearch.index.writes import Encoded, encode_views
 
-CONNECT_TIMEOUT = 5.0  # seconds to reach a cluster's address before giving up
 AHEAD = 2  # chunks queued per actor beyond the one it encodes
 RESTARTS = 3  # an actor that dies is restarted (and its chunk retried) this many times
-
-
-def import_ray() -> Any:
-    """The ray module, or the pip line that installs it."""
-    try:
-        import ray
-    except ImportError:
-        raise MissingExtraError(
-            f"the ray engine needs Ray, which is not installed: {install_line('ray')}"
-        ) from None
-    return ray
-
-
-@dataclass(frozen=True)
-class RaySettings:
-    """Where and how wide to encode: `address` None starts a local Ray on this
-    machine's cores (or joins RAY_ADDRESS when that is set)."""
-
-    address: str | None = None
-    workers: int | None = None
-    gpus_per_worker: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.workers is not None and self.workers < 1:
-            raise ConfigError("workers must be at least 1", setting="workers")
-        if self.gpus_per_worker < 0:
-            raise ConfigError("gpus per worker cannot be negative", setting="gpus_per_worker")
-
-
-def _unreachable(address: str, reason: object) -> ConfigError:
-    text = str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
-    return ConfigError(f"cannot reach the Ray cluster at {address}: {text}", setting="address")
-
-
-def probe(address: str) -> None:
-    """Fail in seconds where nothing listens at a HOST:PORT or ray://HOST:PORT address
-    (ray.init would retry for minutes)."""
-    if address == "auto":
-        return
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(
-            f"bad Ray address {address!r}: give auto, HOST:PORT or ray://HOST:PORT",
-            setting="address",
-        )
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
-    except OSError as exc:
-        raise _unreachable(address, exc.strerror or exc) from None
-
-
-def _quiet_environment() -> None:
-    """Keep Ray's own notes off the user's terminal: semsearch reports what matters."""
-    for name, value in {
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "RAY_DEDUP_LOGS": "0",
-        "RAY_DATA_DISABLE_PROGRESS_BARS": "1",
-    }.items():
-        os.environ.setdefault(name, value)
-
-
-@contextlib.contextmanager
-def connected(ray: Any, settings: RaySettings) -> Iterator[None]:
-    """Ray for the block: the one this process already runs, the cluster at the
-    address, or a local one (shut down when the block ends)."""
-    if ray.is_initialized():
-        yield
-        return
-    _quiet_environment()
-    address = settings.address or os.environ.get("RAY_ADDRESS") or None
-    quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
-    try:
-        if address:
-            probe(address)
-            ray.init(address=address, **quiet)
-        else:
-            from semsearch.encoders.runners import default_threads
-
-            ray.init(num_cpus=default_threads(), include_dashboard=False, **quiet)
-    except SemsearchError:
-        raise
-    except Exception as exc:  # ConnectionError, Ray Client's ImportError, ...
-        raise _unreachable(address or "a new local Ray", exc) from None
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 class EncoderWorker:
@@ -186,14 +97,19 @@ def _shape(ray: Any, settings: RaySettings, threads: int | None) -> tuple[int, i
 
 
 def _unwrapped(ray: Any, exc: BaseException) -> BaseException:
-    """The semsearch error a worker raised (bad input), or one line on what failed."""
-    cause = getattr(exc, "cause", None)
-    if isinstance(cause, SemsearchError):
-        return cause
+    """The semsearch error a worker raised (a bad setting or text), or one line on what
+    failed; Ray wraps the first in its own errors, one or two deep."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if isinstance(seen, SemsearchError):
+            return seen
+        if seen is None:
+            break
+        seen = getattr(seen, "cause", None) or seen.__cause__
     if isinstance(exc, ray.exceptions.RayActorError):
         return SemsearchError(
-            f"a Ray encoder worker died {RESTARTS + 1} times, the last time: "
-            f"{str(exc).strip().splitlines()[0]}; the index was not changed"
+            f"a Ray encoder worker died: {str(exc).strip().splitlines()[0]}; "
+            "the index was not changed"
         )
     return exc
 
@@ -210,6 +126,9 @@ class RayPool:
         show_progress: bool | None = None,
     ) -> None:
         self.ray = ray
+        given = config.model  # a local folder travels as an absolute path, shown as given
+        if Path(given).expanduser().is_dir():
+            config = _replace(config, model=str(Path(given).expanduser().resolve()))
         workers, threads = _shape(ray, settings, config.threads)
         if not settings.gpus_per_worker:
             config = _replace(config, threads=threads)
@@ -233,7 +152,7 @@ class RayPool:
                 "the Ray workers loaded different encoders (a node with another model "
                 "version or backend): install the same semsearch and model on every node"
             )
-        self._fingerprint, self._dim = prints[0], int(described[0]["dim"])
+        self._fingerprint, self._dim = {**prints[0], "model": given}, int(described[0]["dim"])
         self.pids = [int(entry["pid"]) for entry in described]  # as first started
         self.truncated = 0
         self.show_progress = sys.stderr.isatty() if show_progress is None else show_progress
@@ -281,7 +200,8 @@ class RayPool:
         primary, second, truncated = self._get(ref)
         if progress is not None:
             progress.update(len(chunk))
-        return chunk, primary, second, truncated
+        # copies: the arrays Ray returns stay in its shared-memory object store otherwise
+        return chunk, np.array(primary), None if second is None else np.array(second), truncated
 
     @contextlib.contextmanager
     def _progress(self) -> Iterator[Any]:
@@ -313,7 +233,10 @@ def ray_pool(
     config: EncoderConfig, settings: RaySettings, show_progress: bool | None = None
 ) -> Iterator[RayPool]:
     """Connect to (or start) Ray and start the encoder actors, for the block."""
+    from semsearch.models import resolve_model
+
     ray = import_ray()
+    resolve_model(config.model)  # a missing model fails here, before Ray starts
     with connected(ray, settings):
         pool = RayPool(ray, config, settings, show_progress)
         try:
