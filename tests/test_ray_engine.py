@@ -441,3 +441,13 @@ def test_killing_the_driver_leaves_the_previous_index(
     rebuilt = run("index", small, "-o", folder, "--model", minilm_folder, "-q")
     assert rebuilt.exit_code == 0, rebuilt.output
     assert list(tmp_path.glob("idx.tmp-*")) == []  # the dead writer's folder is removed
+
+
+def test_the_cli_and_the_library_never_import_ray_unless_asked() -> None:
+    script = (
+        "import sys, semsearch, semsearch.cli.main, semsearch.index, semsearch.corpus; "
+        "print(sorted(m for m in ('ray', 'pyarrow') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
