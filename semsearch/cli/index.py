@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,7 +20,13 @@ from semsearch.cli.options import (
 
 FIELDS_PANEL = "Corpus fields"
 IndexArg = Annotated[Path, typer.Argument(help="Index folder, e.g. indexes/faq.")]
-CorpusArg = Annotated[Path, typer.Argument(help=".csv, .tsv, .jsonl, .txt or a BEIR folder.")]
+CorpusArg = Annotated[
+    Path,
+    typer.Argument(
+        help=".csv, .tsv, .jsonl, .txt, .parquet, a BEIR folder, or a folder or quoted glob "
+        "of corpus files (read in name order)."
+    ),
+]
 TextFieldOpt = Annotated[
     str | None,
     typer.Option(
@@ -79,6 +86,69 @@ IndexTypeOpt = Annotated[
 ]
 
 
+ENGINE_PANEL = "Engine"
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="local (default: encode in this process) or ray (an actor pool on Ray; "
+        "pip install 'semsearch[ray]').",
+        rich_help_panel=ENGINE_PANEL,
+    ),
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="Ray: auto (the running cluster), HOST:PORT or ray://HOST:PORT (default: "
+        "RAY_ADDRESS, else a local Ray on this machine's cores).",
+        rich_help_panel=ENGINE_PANEL,
+    ),
+]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        help="Ray: encoder actors (default: one per CPU, or per --gpus-per-worker GPUs); "
+        "each uses the cluster's CPUs divided by the workers unless --threads is given.",
+        rich_help_panel=ENGINE_PANEL,
+    ),
+]
+GpusOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--gpus-per-worker",
+        min=0,
+        help="Ray: GPUs per encoder actor (default 0: encode on CPUs).",
+        rich_help_panel=ENGINE_PANEL,
+    ),
+]
+
+
+def _ray_settings(engine: str, address: str | None, workers: int | None, gpus: float | None) -> Any:
+    """The Ray engine's settings; None for the local engine, which takes none of them."""
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"unknown engine {engine!r}: choose local or ray")
+    given = [
+        flag
+        for flag, value in (
+            ("--address", address),
+            ("--workers", workers),
+            ("--gpus-per-worker", gpus),
+        )
+        if value is not None
+    ]
+    if engine == "local":
+        if given:
+            raise typer.BadParameter(f"{', '.join(given)} apply to --engine ray only")
+        return None
+    from semsearch.distributed.cluster import RaySettings, import_ray
+
+    import_ray()  # a missing Ray fails before any reading
+    return RaySettings(address, workers, gpus or 0.0)
+
+
 def _progress(quiet: bool) -> bool | None:
     return False if quiet else None  # None: a bar when stderr is a terminal
 
@@ -103,6 +173,10 @@ def index(
     strict: StrictOpt = False,
     delimiter: DelimiterOpt = None,
     no_header: NoHeaderOpt = False,
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
+    gpus_per_worker: GpusOpt = None,
     options: EncoderOptions = DEFAULT_ENCODER_OPTIONS,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
@@ -110,29 +184,45 @@ def index(
     """Embed a corpus and write an index folder (replacing any index there atomically).
 
     Example: semsearch index examples/faq.csv -o indexes/faq
+
+    With --engine ray the texts are encoded by a pool of Ray actors (on this machine, or
+    on the cluster at --address); the index written is the same as a local build's.
     """
     from semsearch.encoders import load_encoder
     from semsearch.index import IndexStore
     from semsearch.index.vectors import resolve_type
     from semsearch.index.writes import check_writable, refuse_foreign
 
+    ray_settings = _ray_settings(engine, address, workers, gpus_per_worker)
     settings = options.settings(index={"type": index_type})
     resolve_type(settings.index.type, 0)  # an unknown type fails before any reading
     refuse_foreign(output)  # and a folder it may not write, before the model loads
     check_writable(output)
     source = _open_source(corpus, text_field, answer_field, id_field, strict, delimiter, no_header)
-    encoder = load_encoder(settings.encoder)
     if not quiet:
         typer.echo(f"reading {corpus}: {source.describe()}", err=True)
-    store = IndexStore.build(
+    build = functools.partial(
+        IndexStore.build,
         output,
         source.chunks(settings.index.chunk_size),
-        encoder,
         index_type=settings.index.type,
         params=settings.index.params,
         fields={"text": source.fields.text, "answer": source.fields.answer, "id": source.fields.id},
         show_progress=_progress(quiet),
     )
+    if ray_settings is None:
+        store = build(load_encoder(settings.encoder))
+    else:
+        from semsearch.distributed.ray_engine import ray_pool
+
+        with ray_pool(settings.encoder, ray_settings, _progress(quiet)) as pool:
+            if not quiet:
+                typer.echo(
+                    f"encoding on {pool.workers} Ray worker{'s' * (pool.workers != 1)}, "
+                    f"{pool.threads} CPU{'s' * (pool.threads != 1)} each",
+                    err=True,
+                )
+            store = build(pool, engine=pool.encoded)
     stats = store.stats
     assert stats is not None  # build always records what it did
     _print_stats(

@@ -17,7 +17,10 @@ TEXT_NAMES = ("question", "query", "text", "sentence", "title", "content", "body
 ANSWER_NAMES = ("answer", "response", "reply", "text")
 ID_NAMES = ("id", "_id", "qid", "doc_id")
 BEIR_TEXT = "title+text"
-SUPPORTED = ".csv, .tsv, .jsonl and .txt files, or a BEIR folder (one with corpus.jsonl)"
+SUPPORTED = (
+    ".csv, .tsv, .jsonl and .txt files, .parquet files, a folder or glob of such files, "
+    "or a BEIR folder (one with corpus.jsonl)"
+)
 
 Rows = Generator[tuple[int, dict[str, Any]], None, None]
 

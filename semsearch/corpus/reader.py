@@ -8,12 +8,16 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from semsearch.corpus.base import SUPPORTED, Fields, Record, Table, input_error
 from semsearch.corpus.delimited import DEFAULT_DELIMITERS, DelimitedTable, parse_delimiter
 from semsearch.corpus.lines import BeirTable, JsonlTable, TxtTable
+from semsearch.corpus.parquet import ParquetTable
 from semsearch.errors import InputError
+
+if TYPE_CHECKING:
+    from semsearch.corpus.files import FileSet
 
 log = logging.getLogger("semsearch")
 
@@ -111,7 +115,12 @@ class Corpus:
         return Record(ident, text, answer, table.metadata(row, used))
 
 
-_LINE_FORMATS: dict[str, Callable[[Path], Table]] = {".jsonl": JsonlTable, ".txt": TxtTable}
+_LINE_FORMATS: dict[str, Callable[[Path], Table]] = {
+    ".jsonl": JsonlTable,
+    ".txt": TxtTable,
+    ".parquet": ParquetTable,
+}
+CORPUS_SUFFIXES = (*DEFAULT_DELIMITERS, *_LINE_FORMATS)
 
 
 def _refuse_table_options(path: Path, kind: str, delimiter: str | None, header: bool) -> None:
@@ -128,13 +137,9 @@ def _refuse_table_options(path: Path, kind: str, delimiter: str | None, header: 
         )
 
 
-def _open_table(path: Path, delimiter: str | None, header: bool) -> Table:
+def open_table(path: Path, delimiter: str | None, header: bool) -> Table:
+    """The reader of one corpus file, or of a BEIR folder."""
     if path.is_dir():
-        if not (path / "corpus.jsonl").is_file():
-            raise InputError(
-                f"{path} is a folder without corpus.jsonl, so not a BEIR folder; "
-                f"semsearch reads {SUPPORTED}"
-            )
         _refuse_table_options(path, "a BEIR folder", delimiter, header)
         return BeirTable(path)
     if not path.exists():
@@ -159,14 +164,31 @@ def open_corpus(
     strict: bool = False,
     delimiter: str | None = None,
     header: bool = True,
-) -> Corpus:
+) -> Corpus | FileSet:
     """Open a corpus: the format and fields are checked now (header or first record only),
     so a wrong column name fails before any model is loaded; rows are read when iterated.
 
     For .csv and .tsv only: `delimiter` is one character or `tab` (default: detected from
     the first row among , ; tab |), and `header=False` reads a file whose first row is
     data, with columns named "1", "2", ... by position (text: column 1, answer: column 2,
-    unless named)."""
+    unless named).
+
+    `path` may also be a folder of corpus files (one without corpus.jsonl, which makes
+    it a BEIR folder) or a glob such as `shards/*.parquet`: the files are read in name
+    order as one corpus (semsearch.corpus.files)."""
+    from semsearch.corpus.files import FileSet, corpus_files
+
     path = Path(path)
-    table = _open_table(path, delimiter, header)
-    return Corpus(path, table, table.fields(text_field, answer_field, id_field), strict)
+    fields = (text_field, answer_field, id_field)
+    files = corpus_files(path)
+    if files is not None:
+        parts = [_open_file(file, fields, strict, delimiter, header) for file in files]
+        return FileSet(path, parts) if len(parts) > 1 else parts[0]
+    return _open_file(path, fields, strict, delimiter, header)
+
+
+def _open_file(
+    path: Path, fields: tuple[str | None, ...], strict: bool, delimiter: str | None, header: bool
+) -> Corpus:
+    table = open_table(path, delimiter, header)
+    return Corpus(path, table, table.fields(*fields), strict)

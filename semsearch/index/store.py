@@ -40,6 +40,7 @@ from semsearch.index.vectors import (
 )
 from semsearch.index.views import SECOND_FILE, Parts
 from semsearch.index.writes import (
+    Engine,
     Staged,
     VectorEncoder,
     WriteStats,
@@ -157,9 +158,10 @@ class IndexStore:
         fields: dict[str, Any] | None = None,
         show_progress: bool | None = None,
         batch_size: int | None = None,
+        engine: Engine | None = None,
     ) -> IndexStore:
-        """Encode every chunk and write a new index folder at `path`, replacing any
-        index there only once the new one is complete."""
+        """Encode every chunk (in this process, or with `engine`) and write a new index
+        folder at `path`, replacing any index there only once the new one is complete."""
         started = time.perf_counter()
         path = Path(path)
         refuse_foreign(path)
@@ -177,6 +179,7 @@ class IndexStore:
                 fields=fields,
                 show_progress=show_progress,
                 batch_size=batch_size,
+                engine=engine,
             )
             cls.open(staging).close()
         store = cls.open(path)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -108,6 +108,37 @@ def encode_views(
     if differ:
         second[differ] = encoder.encode([texts[i] for i in differ], batch_size=batch_size)
     return primary, second, truncated
+
+
+Encoded = tuple[Sequence[Record], np.ndarray, np.ndarray | None, int]
+"""A chunk of records with its vectors, its second view's (or None) and how many of its
+texts were truncated: what `encode_views` returns, with the chunk."""
+
+Engine = Callable[[Iterable[Sequence[Record]], Parts], Iterator[Encoded]]
+"""What encodes a build's chunks, in their order: this process (`local_engine`) or a Ray
+actor pool (semsearch.distributed.ray_engine). Whatever encodes them, the records,
+index, lexical part, threshold and manifest are written the same way."""
+
+
+def local_engine(
+    encoder: VectorEncoder, batch_size: int | None, show_progress: bool | None
+) -> Engine:
+    """Encode each chunk in this process, one after the other."""
+
+    def encoded(chunks: Iterable[Sequence[Record]], parts: Parts) -> Iterator[Encoded]:
+        for chunk in chunks:
+            yield (chunk, *encode_views(encoder, chunk, parts, batch_size, show_progress))
+
+    return encoded
+
+
+def checked_chunks(chunks: Iterable[Sequence[Record]]) -> Iterator[Sequence[Record]]:
+    """The non-empty chunks, their ids checked before any of them is encoded."""
+    seen: set[str] = set()
+    for chunk in chunks:
+        check_ids(chunk, seen)
+        if chunk:
+            yield chunk
 
 
 @dataclass
@@ -247,22 +278,20 @@ def write_new(
     fields: dict[str, Any] | None,
     show_progress: bool | None,
     batch_size: int | None,
+    engine: Engine | None = None,
 ) -> int:
-    """Encode every chunk into a complete index folder at `staging`; returns how many
-    texts were truncated."""
+    """Encode every chunk (with `engine`, by default in this process) into a complete
+    index folder at `staging`; returns how many texts were truncated. `encoder` gives
+    the fingerprint and dimension and encodes the no-answer estimate's questions."""
     truncated = 0
     parts = dataclasses.replace(Parts.choose(fields), generic=True)
+    engine = engine or local_engine(encoder, batch_size, show_progress)
     records = RecordStore.create(staging / RECORDS_FILE)
     try:
-        seen: set[str] = set()
         matrices: list[np.ndarray] = []
         seconds: list[np.ndarray] = []
         rowids: list[np.ndarray] = []
-        for chunk in chunks:
-            check_ids(chunk, seen)
-            if not chunk:
-                continue
-            primary, second, count = encode_views(encoder, chunk, parts, batch_size, show_progress)
+        for chunk, primary, second, count in engine(checked_chunks(chunks), parts):
             matrices.append(primary)
             seconds.extend([second] if second is not None else [])
             truncated += count

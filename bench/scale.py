@@ -1,0 +1,227 @@
+"""Index builds past one process: the local engine against `--engine ray` with 1 and 2
+workers, on the same WordNet glosses, in one run (so the ratio shares the machine's load).
+
+What it measures, for each case, by running `semsearch index CORPUS -o OUT --json -q`
+as a subprocess (the packaged all-MiniLM-L6-v2, the default backend: onnx on CPU):
+
+* build texts/s: records / the build's own `seconds` (reading, encoding, SQLite, FAISS
+  (`auto`: hnsw from 50,000 entries), BM25, the no-answer estimate and the swap; the
+  encoder or the Ray actors are ready before it starts), and the whole command's wall
+  time (with Python's start, the model load and, for Ray, starting Ray and its actors);
+* peak RSS, sampled every 0.2 s: the driver (the `semsearch` process), the encoder
+  actors (Ray worker processes, summed) and Ray's own processes (raylet, GCS, ...,
+  summed); each is its own peak, so they need not have peaked at once;
+* the driver's overhead alone: the same build fed the local build's vectors instead of
+  an encoder and a flat index (`--driver-only`, in a subprocess; random unit vectors, as
+  their values do not change the work), which is what one driver does per
+  record whatever encodes: read, insert, index, BM25. Its rate bounds what a cluster can
+  feed through one driver.
+
+Texts: the first `--count` lines of ../shared/data/wordnet_glosses/glosses.jsonl (field
+`text`, ids from `_id`). Run it from the repository root::
+
+    .venv/bin/python bench/scale.py                  # 50,000 glosses, writes the table
+    .venv/bin/python bench/scale.py --count 5000 --output -
+    .venv/bin/python bench/scale.py --driver-alone --output -   # the driver's rate only
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "wordnet_glosses" / "glosses.jsonl"
+RESULTS = ROOT / "bench" / "results" / "scale-ray.txt"
+MB = 1024 * 1024
+
+
+def sample(process: psutil.Process, peaks: dict[str, float]) -> None:
+    """Add the current RSS of the driver, its Ray actors and Ray's own processes."""
+    driver = actors = ray = 0
+    try:
+        driver = process.memory_info().rss
+        children = process.children(recursive=True)
+    except psutil.Error:
+        return
+    for child in children:
+        try:
+            name, rss = " ".join(child.cmdline()[:1]), child.memory_info().rss
+        except psutil.Error:
+            continue
+        if name.startswith("ray::"):
+            actors += rss if "EncoderWorker" in name else 0
+            ray += 0 if "EncoderWorker" in name else rss
+        else:
+            ray += rss
+    for key, value in (("driver", driver), ("actors", actors), ("ray", ray)):
+        peaks[key] = max(peaks.get(key, 0), value / MB)
+
+
+def build(corpus: Path, folder: Path, extra: list[str]) -> dict[str, Any]:
+    command = [sys.executable, "-m", "semsearch", "index", str(corpus), "-o", str(folder)]
+    command += ["--json", "-q", *extra]
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process, peaks = psutil.Process(child.pid), {}
+    while child.poll() is None:
+        sample(process, peaks)
+        time.sleep(0.2)
+    wall = time.perf_counter() - started
+    out, err = child.communicate()
+    if child.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{err}")
+    summary = json.loads(out)
+    return {
+        "count": summary["count"],
+        "build_s": summary["seconds"],
+        "wall_s": wall,
+        "rate": summary["count"] / summary["seconds"],
+        **{f"peak_{key}_mb": value for key, value in peaks.items()},
+    }
+
+
+def driver_only(index: Path, corpus: Path, out: Path) -> None:
+    """Build `out` from `corpus` with random unit vectors (what they hold does not change
+    the work) and `index`'s fingerprint and generic questions: everything but encoding."""
+    import numpy as np
+
+    from semsearch.corpus import open_corpus
+    from semsearch.index import IndexStore
+    from semsearch.index.manifest import Manifest
+
+    manifest = Manifest.read(index)
+    generic = np.load(index / "generic.npy")
+    count = sum(1 for _ in open_corpus(corpus))
+    vectors = np.random.default_rng(0).standard_normal((count, generic.shape[1]), np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    class Recorded:
+        """The encoder's face (fingerprint, dim, the generic questions), no model."""
+
+        truncated = 0
+        dim = vectors.shape[1]
+        fingerprint = manifest.encoder
+
+        def encode(self, texts: Any, batch_size: Any = None, show_progress: Any = None) -> Any:
+            return generic
+
+    def engine(chunks: Any, parts: Any) -> Any:
+        start = 0
+        for chunk in chunks:
+            yield chunk, vectors[start : start + len(chunk)], None, 0
+            start += len(chunk)
+
+    source = open_corpus(corpus)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = before.ru_utime + before.ru_stime
+    started = time.perf_counter()
+    store = IndexStore.build(out, source.chunks(4096), Recorded(), engine=engine, index_type="flat")
+    seconds = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - cpu_before
+    peak = usage.ru_maxrss / 1024
+    print(
+        json.dumps({"count": store.count, "build_s": seconds, "cpu_s": cpu, "peak_driver_mb": peak})
+    )
+
+
+def measure_driver(index: Path, corpus: Path, out: Path) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--driver-only", str(index), str(corpus), str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout)
+    result["rate"] = result["count"] / result["build_s"]
+    return dict(result)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=50_000)
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--workers", default="1,2", help="Ray worker counts, e.g. 1,2")
+    parser.add_argument("--output", default=str(RESULTS), help="'-': stdout only")
+    parser.add_argument("--driver-alone", action="store_true", help="only the driver's rate")
+    parser.add_argument("--driver-only", nargs=3, type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.driver_only:
+        driver_only(*args.driver_only)
+        return
+    if not args.data.is_file():
+        print(f"{args.data} is absent: the WordNet glosses live in ../shared/data", file=sys.stderr)
+        raise SystemExit(2)
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        corpus = work / "glosses.jsonl"
+        with args.data.open() as source, corpus.open("w") as target:
+            target.writelines(itertools.islice(source, args.count))
+        warm = work / "warm.jsonl"
+        warm.write_text("".join(corpus.read_text().splitlines(keepends=True)[:200]))
+        build(warm, work / "warm", [])  # the ONNX export is cached before timing
+        cases: dict[str, dict[str, Any]] = {}
+        if not args.driver_alone:
+            cases["local"] = build(corpus, work / "local", [])
+        for workers in args.workers.split(",") if not args.driver_alone else []:
+            extra = ["--engine", "ray", "--workers", workers]
+            cases[f"ray, {workers} worker{'s' * (workers != '1')}"] = build(
+                corpus, work / f"ray{workers}", extra
+            )
+        driver = measure_driver(work / "warm", corpus, work / "driver")
+    load_after = os.getloadavg()
+    lines = report(args, cases, driver, load_before, load_after)
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if args.output != "-":
+        Path(args.output).write_text(text)
+
+
+def report(
+    args: argparse.Namespace,
+    cases: dict[str, dict[str, Any]],
+    driver: dict[str, Any],
+    before: tuple[float, float, float],
+    after: tuple[float, float, float],
+) -> list[str]:
+    local = cases["local"]["rate"] if cases else 1.0
+    lines = [
+        f"# bench/scale.py --count {args.count} --workers {args.workers}",
+        f"# {platform.platform()}, {os.cpu_count()} CPUs; load average (1, 5, 15 min) "
+        f"before {before[0]:.1f} {before[1]:.1f} {before[2]:.1f}, "
+        f"after {after[0]:.1f} {after[1]:.1f} {after[2]:.1f} (other jobs share the CPUs)",
+        "# model: packaged all-MiniLM-L6-v2, default backend (onnx fp32 on CPU); "
+        f"{args.count:,} WordNet glosses",
+        "",
+        f"{'case':<16} {'build texts/s':>13} {'vs local':>9} {'build s':>8} {'wall s':>7} "
+        f"{'driver MB':>10} {'actors MB':>10} {'ray MB':>7}",
+    ]
+    for name, case in cases.items():
+        lines.append(
+            f"{name:<16} {case['rate']:>13.0f} {case['rate'] / local:>8.2f}x "
+            f"{case['build_s']:>8.1f} {case['wall_s']:>7.1f} {case['peak_driver_mb']:>10.0f} "
+            f"{case.get('peak_actors_mb', 0):>10.0f} {case.get('peak_ray_mb', 0):>7.0f}"
+        )
+    lines += [
+        "",
+        f"driver alone (no encoding: read, SQLite, FAISS flat, BM25, swap): "
+        f"{driver['rate']:,.0f} records/s wall ({1e6 / driver['rate']:.0f} us a record), "
+        f"{driver['count'] / driver['cpu_s']:,.0f} records/s of CPU time "
+        f"({1e6 * driver['cpu_s'] / driver['count']:.0f} us), "
+        f"peak RSS {driver['peak_driver_mb']:.0f} MB",
+    ]
+    return lines
+
+
+if __name__ == "__main__":
+    main()

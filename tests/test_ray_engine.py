@@ -1,0 +1,453 @@
+"""`semsearch index --engine ray` on a local Ray (2 CPUs), and corpora split over files.
+
+A Ray build must write the same index as a local one: records, vectors (to float
+noise), manifest and fingerprint; a killed driver leaves the previous index; a dead
+worker is restarted and its chunk encoded again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from semsearch.cli.main import app
+from semsearch.corpus import open_corpus
+from semsearch.encoders import load_encoder
+from semsearch.errors import InputError
+from semsearch.index import IndexStore
+
+ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'semsearch[ray]')")
+
+runner = CliRunner()
+WORDS = [
+    "account",
+    "password",
+    "reset",
+    "export",
+    "note",
+    "sync",
+    "offline",
+    "phone",
+    "share",
+    "folder",
+    "team",
+    "invoice",
+    "plan",
+    "upgrade",
+    "cancel",
+    "refund",
+    "login",
+    "email",
+    "backup",
+    "restore",
+    "tag",
+    "search",
+    "print",
+    "import",
+    "calendar",
+    "reminder",
+    "attach",
+    "photo",
+    "scan",
+    "dark",
+    "mode",
+    "font",
+    "language",
+    "delete",
+    "archive",
+]
+
+
+def run(*args: object) -> Any:
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def faq_rows(count: int, seed: int = 0) -> list[dict[str, str]]:
+    """Question/answer pairs of varied length (so batches pad differently)."""
+    pick = random.Random(seed)
+    return [
+        {
+            "id": f"e{n}",
+            "question": " ".join(pick.choices(WORDS, k=pick.randint(3, 40))) + "?",
+            "answer": " ".join(pick.choices(WORDS, k=pick.randint(2, 12))),
+            "topic": pick.choice(WORDS),
+        }
+        for n in range(count)
+    ]
+
+
+def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    lines = ["id,question,answer,topic"]
+    lines += [f"{r['id']},{r['question']},{r['answer']},{r['topic']}" for r in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_ray(onnx_cache: Path) -> Iterator[Any]:
+    """One local Ray for the module (started after the ONNX cache is set, so the
+    workers inherit it); `semsearch index --engine ray` in this process joins it."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def corpus5k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_csv(tmp_path_factory.mktemp("corpus") / "faq.csv", faq_rows(5000))
+
+
+def tiny(tiny_bert: Path, backend: str) -> list[str]:
+    return ["--encoder", "bert", "--model", str(tiny_bert), "--backend", backend]
+
+
+def vectors_of(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The ids and vectors a flat index holds, in the order they were added."""
+    index = faiss.read_index(str(path))
+    inner = faiss.downcast_index(index.index)
+    return faiss.vector_to_array(index.id_map), inner.reconstruct_n(0, inner.ntotal)
+
+
+def rows_of(folder: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(folder / "records.sqlite") as connection:
+        return connection.execute(
+            "SELECT rowid, id, text, answer, metadata, deleted FROM records ORDER BY rowid"
+        ).fetchall()
+
+
+def manifest_of(folder: Path) -> dict[str, Any]:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for key in ("created", "updated", "checksums"):  # times, and float noise in the vectors
+        manifest.pop(key)
+    return manifest
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_ray_build_writes_the_local_build(
+    local_ray: Any, tiny_bert: Path, corpus5k: Path, tmp_path: Path, backend: str
+) -> None:
+    built = {}
+    for engine in ("local", "ray"):
+        workers = "1" if backend == "torch" else "2"  # each torch worker imports torch: slow
+        extra = ["--workers", workers] if engine == "ray" else []
+        folder = tmp_path / engine
+        done = run(
+            "index",
+            corpus5k,
+            "-o",
+            folder,
+            *tiny(tiny_bert, backend),
+            "--index-type",
+            "flat",
+            "--engine",
+            engine,
+            *extra,
+            "--json",
+            "-q",
+        )
+        assert done.exit_code == 0, done.output
+        built[engine] = folder
+        summary = json.loads(done.stdout)
+        assert (summary["count"], summary["index_type"]) == (5000, "flat")
+    local, distributed = built["local"], built["ray"]
+    assert rows_of(local) == rows_of(distributed)
+    assert manifest_of(local) == manifest_of(distributed)
+    for name in ("vectors.faiss", "second.faiss"):  # the second view: question + answer
+        ids, matrix = vectors_of(local / name)
+        other_ids, other = vectors_of(distributed / name)
+        np.testing.assert_array_equal(ids, other_ids)
+        assert matrix.shape == (5000, 32) and np.abs(matrix - other).max() < 1e-6
+    encoder = load_encoder(kind="bert", model=str(tiny_bert), backend=backend)
+    queries = encoder.encode([row["question"] for row in faq_rows(30, seed=1)])
+    with IndexStore.open(local) as one, IndexStore.open(distributed) as two:
+        assert one.manifest.encoder == two.manifest.encoder == encoder.fingerprint
+        first, second = one.search(queries, 10), two.search(queries, 10)
+    assert [[r.id for r, _ in hits] for hits in first] == [
+        [r.id for r, _ in hits] for hits in second
+    ]
+
+
+def test_folder_glob_and_parquet_corpora(local_ray: Any, tiny_bert: Path, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = faq_rows(900, seed=2)
+    whole = write_csv(tmp_path / "whole.csv", rows)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for n, start in enumerate(range(0, 900, 300)):  # names sort as 0, 1, 2
+        part = rows[start : start + 300]
+        write_csv(shards / f"part-{n}.csv", part)
+        pq.write_table(pa.Table.from_pylist(part), shards / f"part-{n}.parquet")
+    (shards / "_SUCCESS").write_text("")  # markers and hidden files are not corpus files
+    (shards / ".part-0.csv.crc").write_text("x")
+    expected = list(open_corpus(whole))
+    assert list(open_corpus(tmp_path / "shards" / "*.csv")) == expected
+    assert list(open_corpus(tmp_path / "shards" / "part-?.parquet")) == expected
+    folder = tmp_path / "idx"
+    done = run(
+        "index",
+        tmp_path / "shards" / "*.parquet",
+        "-o",
+        folder,
+        *tiny(tiny_bert, "onnx"),
+        "--engine",
+        "ray",
+        "--workers",
+        "2",
+    )
+    assert done.exit_code == 0, done.output
+    assert "reading" in done.stderr and "3 files (part-0.parquet ... part-2.parquet)" in (
+        done.stderr
+    )
+    assert "encoding on 2 Ray workers, 1 CPU each" in done.stderr
+    with IndexStore.open(folder) as store:
+        assert store.get(["e0", "e899"])["e899"].answer == rows[899]["answer"]
+        assert store.count == 900 and store.manifest.fields["text"] == "question"
+
+
+def test_row_number_ids_run_through_the_files(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_text('{"text": "one"}\n{"text": ""}\n{"text": "three"}\n')
+    (tmp_path / "b.jsonl").write_text('{"text": "four"}\n\n{"text": "five"}\n')
+    corpus = open_corpus(tmp_path)
+    assert [(r.id, r.text) for r in corpus] == [
+        ("1", "one"),
+        ("3", "three"),
+        ("4", "four"),
+        ("5", "five"),
+    ]
+    assert corpus.skipped_empty == 1
+
+
+def test_multi_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"the pattern .*nothing\*\.csv matches nothing$"):
+        open_corpus(tmp_path / "nothing*.csv")
+    (tmp_path / "notes.md").write_text("x")
+    with pytest.raises(InputError, match=r"the pattern .*\*\.md matches no corpus files"):
+        open_corpus(tmp_path / "*.md")
+    with pytest.raises(InputError, match=r"holds no corpus files \(.csv, .tsv, .jsonl, .txt, "):
+        open_corpus(tmp_path)
+    (tmp_path / "a.csv").write_text("question,answer\nq,a\n")
+    (tmp_path / "b.jsonl").write_text('{"title": "q", "body": "a"}\n')
+    with pytest.raises(InputError, match=r"b.jsonl is read with other fields than .*a.csv"):
+        open_corpus(tmp_path)
+
+
+def test_an_id_in_two_files_is_refused(tiny_bert: Path, tmp_path: Path) -> None:
+    rows = faq_rows(4, seed=3)
+    write_csv(tmp_path / "a.csv", rows[:2])
+    write_csv(tmp_path / "b.csv", [rows[1], rows[3]])
+    done = run("index", tmp_path, "-o", tmp_path / "idx", *tiny(tiny_bert, "onnx"))
+    assert done.exit_code == 1
+    assert "id 'e1' appears more than once in the input: ids must be unique" in done.stderr
+    assert not (tmp_path / "idx").exists()
+
+
+def test_engine_options_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    corpus = write_csv(tmp_path / "faq.csv", faq_rows(3))
+    done = run("index", corpus, "-o", tmp_path / "idx", "--workers", "2", "--address", "auto")
+    assert done.exit_code == 2
+    assert "--address, --workers apply to --engine ray only" in done.stderr
+    done = run("index", corpus, "-o", tmp_path / "idx", "--engine", "spark")
+    assert done.exit_code == 2 and "unknown engine 'spark': choose local or ray" in done.stderr
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    done = run("index", corpus, "-o", tmp_path / "idx", "--engine", "ray")
+    assert done.exit_code == 1
+    assert done.stderr.strip().splitlines() == [
+        "semsearch: error: the ray engine needs Ray, which is not installed: "
+        "pip install 'semsearch[ray]'"
+    ]
+    assert not (tmp_path / "idx").exists()
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:1", "ray://127.0.0.1:1"])
+def test_an_unreachable_cluster_is_one_line(tmp_path: Path, address: str) -> None:
+    corpus = write_csv(tmp_path / "faq.csv", faq_rows(3))
+    started = time.monotonic()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "semsearch",
+            "index",
+            str(corpus),
+            "-o",
+            str(tmp_path / "idx"),
+            "--engine",
+            "ray",
+            "--address",
+            address,
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"semsearch: error: cannot reach the Ray cluster at {address}: Connection refused "
+        "(option --address)"
+    ]
+    assert time.monotonic() - started < 30 and not (tmp_path / "idx").exists()
+
+
+HEAD = """
+import sys, time, ray
+context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+print(context.address_info["gcs_address"], flush=True)
+sys.stdin.read()  # runs until the test closes stdin
+"""
+
+
+def test_an_address_joins_a_running_cluster(tiny_bert: Path, tmp_path: Path) -> None:
+    corpus = write_csv(tmp_path / "faq.csv", faq_rows(50))
+    head = subprocess.Popen(
+        [sys.executable, "-c", HEAD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert head.stdout is not None and head.stdin is not None
+        address = head.stdout.readline().strip()
+        done = subprocess.run(
+            [sys.executable, "-m", "semsearch", "index", str(corpus), "-o",
+             str(tmp_path / "idx"), *tiny(tiny_bert, "onnx"), "--engine", "ray",
+             "--address", address, "--workers", "2", "--json"],
+            capture_output=True,
+            text=True,
+        )  # fmt: skip
+        head.stdin.close()
+        head.wait(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the head's Ray processes
+            os.killpg(head.pid, signal.SIGKILL)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["count"] == 50
+    assert done.stderr.splitlines()[1:] == ["encoding on 2 Ray workers, 1 CPU each"]
+
+
+def test_an_address_that_is_not_ray_gives_up_in_seconds(tmp_path: Path) -> None:
+    corpus = write_csv(tmp_path / "faq.csv", faq_rows(3))
+    with socket.create_server(("127.0.0.1", 0)) as server:  # accepts, never speaks Ray
+        address = f"127.0.0.1:{server.getsockname()[1]}"
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "semsearch", "index", str(corpus), "-o",
+             str(tmp_path / "idx"), "--engine", "ray", "--address", address, "-q"],
+            capture_output=True,
+            text=True,
+        )  # fmt: skip
+        took = time.monotonic() - started
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"semsearch: error: cannot reach the Ray cluster at {address}: no Ray cluster "
+        "answered there within 5 seconds (option --address)"
+    ]
+    assert took < 60 and not (tmp_path / "idx").exists()
+
+
+def test_a_dead_worker_is_restarted_and_its_chunk_encoded_again(
+    local_ray: Any, tiny_bert: Path, corpus5k: Path
+) -> None:
+    from semsearch.config import EncoderConfig
+    from semsearch.distributed.cluster import RaySettings
+    from semsearch.distributed.ray_engine import RayPool
+    from semsearch.index.views import Parts
+
+    config = EncoderConfig(kind="bert", model=str(tiny_bert), backend="onnx")
+    chunks = list(open_corpus(corpus5k).chunks(500))
+    pool = RayPool(local_ray, config, RaySettings(workers=1), show_progress=False)
+    try:
+        encoded = pool.encoded(chunks, Parts())
+        first = next(encoded)
+        os.kill(pool.pids[0], signal.SIGKILL)  # the actor dies with chunks queued on it
+        rest = list(encoded)
+    finally:
+        pool.close()
+    vectors = np.concatenate([first[1]] + [item[1] for item in rest])
+    assert [item[0] for item in [first, *rest]] == chunks
+    reference = load_encoder(config).encode([r.text for chunk in chunks for r in chunk])
+    assert np.abs(vectors - reference).max() < 1e-6
+
+
+def test_killing_the_driver_leaves_the_previous_index(
+    minilm_folder: Path, corpus5k: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "idx"
+    small = write_csv(tmp_path / "small.csv", faq_rows(20, seed=4))
+    done = run("index", small, "-o", folder, "--model", minilm_folder, "-q")
+    assert done.exit_code == 0, done.output
+    before = (folder / "manifest.json").read_text()
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "semsearch",
+            "index",
+            str(corpus5k),
+            "-o",
+            str(folder),
+            "--model",
+            str(minilm_folder),
+            "--engine",
+            "ray",
+            "--workers",
+            "1",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert driver.stderr is not None
+        for line in driver.stderr:  # the actors are up: encoding starts now
+            if line.startswith("encoding on 1 Ray worker"):
+                break
+        else:
+            raise AssertionError(f"the driver ended first ({driver.wait()})")
+        time.sleep(3)  # 5,000 MiniLM texts on one worker take far longer
+        assert driver.poll() is None
+        staging = list(tmp_path.glob("idx.tmp-*"))
+        assert len(staging) == 1 and (staging[0] / "records.sqlite").exists()
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        with contextlib.suppress(ProcessLookupError):  # the local Ray it started, if left
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert (folder / "manifest.json").read_text() == before
+    done = run("query", folder, rows_of(folder)[0][2], "--json", "-k", "1", "--threshold", "none")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["results"][0]["id"] == "e0"
+    rebuilt = run("index", small, "-o", folder, "--model", minilm_folder, "-q")
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert list(tmp_path.glob("idx.tmp-*")) == []  # the dead writer's folder is removed
+
+
+def test_the_cli_and_the_library_never_import_ray_unless_asked() -> None:
+    script = (
+        "import sys, semsearch, semsearch.cli.main, semsearch.index, semsearch.corpus; "
+        "print(sorted(m for m in ('ray', 'pyarrow') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
