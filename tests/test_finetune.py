@@ -260,6 +260,12 @@ def test_refusals(faq: tuple[Path, Path], tiny_sbert: Path, tmp_path: Path) -> N
     result = train(corpus, tmp_path / "m", tiny_sbert, "--batch-size", 64)
     refused(result, tmp_path, "too few pairs for one batch: 8 training pairs", names)
     assert "(option --batch-size)" in result.stderr
+    bare = tmp_path / "bare.txt"
+    bare.write_text("one text\nanother text\n")
+    names.append("bare.txt")
+    result = train(bare, tmp_path / "m", tiny_sbert)
+    refused(result, tmp_path, "the corpus alone gives no training pairs", names)
+    assert "(option --pairs)" in result.stderr
     result = train(corpus, tmp_path / "m", tiny_sbert, "--eval-split", 1.5)
     refused(result, tmp_path, "eval split must be in [0, 1)", names)
 

@@ -97,14 +97,14 @@ def finetune(
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fine-tune a sentence-transformer on your FAQ (and real questions) in minutes on a CPU.
+    """Fine-tune a sentence-transformer on your FAQ (and real questions).
 
     Example: semsearch finetune examples/faq.csv --pairs examples/faq-logs.csv -o models/faq
 
-    Each entry's question -> its question and answer is a training pair; each labelled
-    question -> its entry's question and answer is another. Loss: in-batch negatives
-    (MultipleNegativesRankingLoss); pairs of one answer never share a batch. Prints
-    nDCG@10 and acc@1 of held-out questions before and after. Then:
+    Pairs: each entry's question -> its question and answer, and each labelled
+    question -> its entry's question and answer. Loss: in-batch negatives
+    (MultipleNegativesRankingLoss); pairs of one answer never share a batch.
+    Prints nDCG@10 and acc@1 of held-out questions before and after. Then:
     semsearch index examples/faq.csv -o indexes/faq --model models/faq
     """
     from semsearch.errors import SemsearchError
@@ -137,7 +137,7 @@ def finetune(
         f"{counts['labelled']} labelled) in {result['seconds']['train']:.1f} s",
         f"held out: {counts['held_out']} questions ({result['held_out_from']})"
         if counts["held_out"]
-        else "held out: none (eval split 0)",
+        else "held out: none (nothing measured)",
     ]
     if before is not None:
         lines += [

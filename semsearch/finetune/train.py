@@ -76,6 +76,12 @@ def plan(
         train, held_out = split_held_out(labels.pairs, settings.eval_split, settings.seed)
         train = self_pairs + train
     else:
+        if not self_pairs:
+            raise InputError(
+                f"{corpus_path}: its entries have no question apart from the text they are "
+                "found by, so the corpus alone gives no training pairs; give labelled questions",
+                setting="pairs",
+            )
         train, held_out = split_held_out(self_pairs, settings.eval_split, settings.seed)
     if len(train) < settings.batch_size:
         raise InputError(
@@ -194,6 +200,10 @@ def _train(
     from semsearch.finetune.model import Progress
     from semsearch.finetune.sampler import entry_sampler
 
+    class _Trainer(SentenceTransformerTrainer):
+        def add_model_card_callback(self, default_args_dict: dict[str, Any]) -> None:
+            """No model card is written, so none is prepared (it draws a progress bar)."""
+
     limit = model.max_seq_length
     if settings.max_seq_length is not None:
         model.max_seq_length = min(limit, settings.max_seq_length)
@@ -219,7 +229,7 @@ def _train(
             disable_tqdm=True,
             dataloader_pin_memory=False,
         )
-        trainer = SentenceTransformerTrainer(
+        trainer = _Trainer(
             model=model,
             args=args,
             train_dataset=Dataset.from_dict(columns),
