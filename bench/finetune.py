@@ -133,7 +133,7 @@ def main() -> None:
             else:
                 lines += case(name, source, scratch)
             print("\n".join(lines[-9:]), file=sys.stderr)
-    options.out.write_text("\n".join(lines))
+            options.out.write_text("\n".join(lines))  # after each case: a long run keeps some
     print(f"written: {options.out}", file=sys.stderr)
 
 
