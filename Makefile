@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev,eval,serve,ray]'
+	$(BIN)/pip install --quiet -e '.[dev,eval,serve,finetune,ray]'
 	touch $(STAMP)
 
 setup: $(STAMP)

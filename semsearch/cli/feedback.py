@@ -45,6 +45,14 @@ FLAGS = {
     "header_timeout": "--header-timeout",
     "body_timeout": "--body-timeout",
     "keep_alive_timeout": "--keep-alive-timeout",
+    "output": "--output",
+    "strict": "--strict",
+    "pairs": "--pairs",
+    "base": "--base",
+    "epochs": "--epochs",
+    "lr": "--lr",
+    "hard_negatives": "--hard-negatives",
+    "eval_split": "--eval-split",
 }
 """The option that sets each library setting an error may name."""
 

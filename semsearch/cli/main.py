@@ -99,10 +99,10 @@ def callback(
     show_library_notes()
 
 
-from semsearch.cli import calibrate, encode, index, query, serve  # noqa: E402  (commands register)
+from semsearch.cli import calibrate, encode, finetune, index, query, serve  # noqa: E402  (commands register)
 from semsearch.cli import eval as evaluate  # noqa: E402
 
-for group in (index, query, serve, encode, evaluate, calibrate):
+for group in (index, query, serve, encode, evaluate, calibrate, finetune):
     group.register(app)
 
 
