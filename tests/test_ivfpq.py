@@ -153,9 +153,9 @@ def test_default_parameters_follow_the_corpus_size() -> None:
         "nlist": 894,
         "M": 48,
         "nbits": 8,
-        "nprobe": 55,
+        "nprobe": 178,
         "opq": 0,
-        "rerank": 100,
+        "rerank": 200,
     }
     with_opq = resolve_params("ivfpq", {"opq": 1, "rerank": 0}, 1000, 768)
     assert factory_string("ivfpq", with_opq) == "OPQ96,IVF25,PQ96x8"

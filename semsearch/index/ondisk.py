@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import math
+import mmap
 import os
 import shutil
 import sys
@@ -41,9 +42,9 @@ from semsearch.index.vectors import VectorIndex, as_matrix, factory_string, read
 IVFPQ = "ivfpq"
 SHARD_VECTORS = 100_000
 """Vectors per shard: each shard is filled by its own thread and written as one file."""
-TRAIN_PER_LIST = 64
-"""Training sample: this many vectors per IVF list (k-means needs >= 39), and at least
-64 per PQ centroid; never more than the corpus."""
+TRAIN_PER_LIST = 40
+"""Training sample: this many vectors per IVF list (FAISS's k-means warns below 39), and
+at least 64 per PQ centroid; never more than the corpus."""
 SUFFIXES = (".ivfdata", ".f16.npy", ".ids.npy")
 _READ_FLAGS = faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY
 # IO_FLAG_MMAP on top made FAISS 1.15 crash on the first search of an on-disk index; the
@@ -61,15 +62,20 @@ def data_files(index_type: str, second: bool) -> tuple[str, ...]:
 def default_params(count: int, dim: int) -> dict[str, int]:
     """Parameters from the corpus size: ~4*sqrt(n) lists (capped so that each has 39
     training vectors), dim/8 sub-quantisers of 8 bits (48 bytes a 384-d vector), a
-    sixteenth of the lists probed (at least 16), OPQ off, the best 100 re-ranked."""
+    fifth of the lists probed (at least 32), OPQ off, the best 200 re-ranked exactly.
+
+    Measured with MiniLM on 117,659 WordNet glosses (nlist 1372), recall@10 against flat
+    for 200 questions: nprobe 85 (a sixteenth) 0.878, 171 (an eighth) 0.924, 256 0.943
+    with 200 re-ranked (100: 0.866, 0.904, 0.923), at 5-6 ms a question. At 100M
+    vectors a fifth of 40,000 lists scans 20M codes a question: set nprobe there."""
     nlist = max(1, min(round(4 * math.sqrt(count)), count // 39))
     return {
         "nlist": nlist,
         "M": _sub_quantisers(dim),
         "nbits": 8,
-        "nprobe": min(nlist, max(16, nlist // 16)),
+        "nprobe": min(nlist, max(32, nlist // 5)),
         "opq": 0,
-        "rerank": 100,
+        "rerank": 200,
     }
 
 
@@ -159,8 +165,8 @@ class OnDiskVectors(VectorIndex):
         opened.source = path
         stem = path.with_suffix("")
         try:
-            opened.full = np.load(f"{stem}.f16.npy", mmap_mode="r")
-            opened.ids = np.load(f"{stem}.ids.npy", mmap_mode="r")
+            opened.full = _mapped(Path(f"{stem}.f16.npy"))
+            opened.ids = _mapped(Path(f"{stem}.ids.npy"))
         except (OSError, ValueError) as exc:
             raise IndexFolderError(
                 f"{stem}.f16.npy cannot be read ({exc}): rebuild the index"
@@ -269,6 +275,15 @@ class OnDiskVectors(VectorIndex):
                 name.unlink(missing_ok=True)
         np.save(f"{stem}.f16.npy", self.full)
         np.save(f"{stem}.ids.npy", self.ids)
+
+
+def _mapped(path: Path) -> np.ndarray:
+    """A memory-mapped .npy read row by row: no read-ahead of neighbouring rows, which
+    otherwise paged the whole float16 file in after a few dozen questions."""
+    array = np.load(path, mmap_mode="r")
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        array._mmap.madvise(mmap.MADV_RANDOM)
+    return array
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
