@@ -104,6 +104,20 @@ def test_add_and_delete_refuse_and_say_to_rebuild(tmp_path: Path) -> None:
     assert IndexStore.current_version(store.path) == version and store.count == 1000
 
 
+def test_a_calibrated_threshold_is_stored_and_the_lists_shared(tmp_path: Path) -> None:
+    from semsearch.index.threshold import calibrated
+
+    store = build(tmp_path / "pq")
+    queries = HashEncoder().encode(["text r5", "anything"])
+    before = hits(store, queries)
+    store.set_threshold(calibrated(0.5, "by hand", store.count))
+    assert store.manifest.threshold is not None and store.manifest.threshold["value"] == 0.5
+    assert hits(store, queries) == before
+    with IndexStore.open(store.path) as reopened:
+        assert hits(reopened, queries) == before
+    assert {p.name for p in store.path.iterdir()} == FILES
+
+
 def test_a_failed_rebuild_leaves_the_previous_index(tmp_path: Path) -> None:
     store = build(tmp_path / "pq")
     queries = HashEncoder().encode(["text r7"])
