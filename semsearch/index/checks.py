@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from semsearch.cache import sha256_of
+from semsearch.cache import remembered_sha256, sha256_of
 from semsearch.errors import IndexFolderError
 from semsearch.index.lexical import LexicalIndex
 from semsearch.index.manifest import DATA_FILES, MANIFEST_FILE, IndexSection, Manifest
+from semsearch.index.ondisk import data_files
 from semsearch.index.vectors import DEFAULT_PARAMS, VectorIndex
 from semsearch.index.views import Parts
 
@@ -24,12 +25,17 @@ def checked_manifest(path: Path) -> Manifest:
                 f"{name} is missing from the index folder {path}: run `semsearch index` to build it"
             )
     manifest = Manifest.read(path)
-    for name in (*DATA_FILES, *Parts.from_json(manifest.parts).files):
+    parts = Parts.from_json(manifest.parts)
+    large = data_files(manifest.index.type, bool(parts.second))
+    for name in (*DATA_FILES, *parts.files, *large):
         if not (path / name).is_file():
             raise IndexFolderError(
                 f"{name} is missing from the index folder {path}: rebuild the index"
             )
-        if sha256_of(path / name) != manifest.checksums.get(name):
+        # ivfpq's lists and full vectors are sized for corpora too big for RAM: hashed
+        # once per file version (size, mtime) and remembered, not on every open.
+        digest = remembered_sha256 if name in large else sha256_of
+        if digest(path / name) != manifest.checksums.get(name):
             raise IndexFolderError(
                 f"{name} in {path} is corrupt: its checksum does not match manifest.json; "
                 "rebuild the index with `semsearch index`"

@@ -31,6 +31,7 @@ from semsearch.index.manifest import (
     Manifest,
     utc_now,
 )
+from semsearch.index.ondisk import refuse_edit
 from semsearch.index.records import RecordStore
 from semsearch.index.summary import summary
 from semsearch.index.vectors import (
@@ -267,6 +268,7 @@ class IndexStore:
         With `new_ids` (a corpus whose ids are only row numbers), every record gets a new
         number after the largest one in the index instead, so nothing is replaced."""
         started = time.perf_counter()
+        refuse_edit(self.manifest.index.type, "add")
         check_fingerprint(self.manifest.encoder, encoder.fingerprint)
         added = updated = truncated = 0
         with self._editing() as staged:
@@ -299,6 +301,7 @@ class IndexStore:
 
     def delete(self, ids: Iterable[str]) -> int:
         """Remove records by user id; returns how many. Unknown ids change nothing."""
+        refuse_edit(self.manifest.index.type, "delete")
         wanted = list(dict.fromkeys(ids))
         known = self.records.rowids_of(wanted)
         unknown = [repr(ident) for ident in wanted if ident not in known]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from semsearch.index.manifest import DATA_FILES, MANIFEST_FILE
+from semsearch.index.ondisk import data_files
 
 if TYPE_CHECKING:
     from semsearch.index.store import IndexStore
@@ -29,7 +30,8 @@ def summary(store: IndexStore) -> dict[str, Any]:
         "fields": dict(manifest.fields),
         "parts": store.parts.to_json(),
         "files": {
-            name: (store.folder / name).stat().st_size for name in (*FILES, *store.parts.files)
+            name: (store.folder / name).stat().st_size
+            for name in (*FILES, *store.parts.files, *data_files(section.type, bool(store.second)))
         },
         "threshold": manifest.threshold,
         "format_version": manifest.format_version,

@@ -18,7 +18,7 @@ import numpy as np
 
 from semsearch.errors import ConfigError, IndexFolderError, InputError
 
-INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "sq8")
+INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "sq8", "ivfpq")
 
 AUTO_HNSW_THRESHOLD = 50_000
 # FAISS parallelises over queries; below this many an OpenMP team only wakes threads
@@ -35,7 +35,11 @@ DEFAULT_PARAMS: dict[str, dict[str, int | None]] = {
     # None: derived from the corpus size by _default_nlist and _default_nprobe.
     "ivf": {"nlist": None, "nprobe": None},
     "sq8": {},
+    # None: derived from the corpus size and dimension by ondisk.default_params.
+    "ivfpq": dict.fromkeys(("nlist", "M", "nbits", "nprobe", "opq", "rerank")),
 }
+ZERO_ALLOWED = frozenset({"opq", "rerank"})
+"""Parameters where 0 means off (OPQ rotation, exact re-ranking)."""
 
 NATIVE_REMOVE = frozenset({"flat", "ivf", "sq8"})
 """Types whose FAISS index removes vectors by id; hnsw cannot, so its store tombstones."""
@@ -77,15 +81,22 @@ def check_params(index_type: str, params: dict[str, Any] | None) -> None:
             f"unknown {index_type} index parameter(s) {', '.join(unknown)}: valid ones are {valid}"
         )
     for key, value in given.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(
-                f"{index_type} parameter {key} must be a positive integer, got {value!r}"
-            )
+        least = 0 if key in ZERO_ALLOWED else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            kind = "a whole number of 0 or more" if least == 0 else "a positive integer"
+            raise ConfigError(f"{index_type} parameter {key} must be {kind}, got {value!r}")
 
 
-def resolve_params(index_type: str, params: dict[str, Any] | None, count: int) -> dict[str, int]:
-    """Defaults filled in and values checked, so the manifest records what was used."""
+def resolve_params(
+    index_type: str, params: dict[str, Any] | None, count: int, dim: int = 0
+) -> dict[str, int]:
+    """Defaults filled in and values checked, so the manifest records what was used
+    (ivfpq's defaults depend on the vectors' dimension `dim` too)."""
     check_params(index_type, params)
+    if index_type == "ivfpq":
+        from semsearch.index import ondisk  # it builds on this module
+
+        return ondisk.resolve(params or {}, count, dim)
     resolved = {**DEFAULT_PARAMS[index_type], **(params or {})}
     if index_type == "ivf":
         resolved["nlist"] = resolved["nlist"] or _default_nlist(count)
@@ -109,14 +120,28 @@ def factory_string(index_type: str, params: dict[str, int]) -> str:
         return f"IVF{params['nlist']},Flat"  # IVF stores ids itself
     if index_type == "sq8":
         return "IDMap2,SQ8"
+    if index_type == "ivfpq":
+        opq = f"OPQ{params['M']}," if params["opq"] else ""
+        return f"{opq}IVF{params['nlist']},PQ{params['M']}x{params['nbits']}"
     raise ConfigError(f"unknown index type {index_type!r}")
 
 
-def _as_matrix(vectors: np.ndarray, dim: int, what: str) -> np.ndarray:
+def as_matrix(vectors: np.ndarray, dim: int, what: str) -> np.ndarray:
     array = np.ascontiguousarray(vectors, dtype=np.float32)
     if array.ndim != 2 or array.shape[1] != dim:
         raise InputError(f"{what} must have shape [n, {dim}], got {list(array.shape)}")
     return array
+
+
+def read_faiss(path: Path, flags: int = 0) -> faiss.Index:
+    """faiss.read_index, its failure as one line that says to rebuild."""
+    try:
+        return faiss.read_index(str(path), flags)
+    except RuntimeError as exc:
+        reason = re.sub(r"^Error in .*? at \S+:\d+: ", "", str(exc).strip())  # C++ location
+        raise IndexFolderError(
+            f"{path} cannot be read as a FAISS index ({reason}): rebuild the index"
+        ) from None
 
 
 class VectorIndex:
@@ -138,32 +163,37 @@ class VectorIndex:
         params: dict[str, int],
         training: np.ndarray | None = None,
     ) -> VectorIndex:
-        """An empty index, trained on `training` where the type needs it (ivf, sq8)."""
+        """An empty index, trained on `training` where the type needs it (ivf, sq8,
+        ivfpq: on a sample)."""
+        if index_type == "ivfpq":
+            from semsearch.index.ondisk import OnDiskVectors
+
+            if training is None:
+                raise ValueError("an ivfpq index must be trained on vectors")
+            return OnDiskVectors.create_trained(dim, params, training)
         factory = factory_string(index_type, params)
         index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
         if not index.is_trained:
             if training is None:
                 raise ValueError(f"a {index_type} index must be trained on vectors")
-            index.train(_as_matrix(training, dim, "training vectors"))
+            index.train(as_matrix(training, dim, "training vectors"))
         return cls(index, index_type, params)
 
     @classmethod
     def load(cls, path: Path, index_type: str, params: dict[str, int]) -> VectorIndex:
-        try:
-            index = faiss.read_index(str(path))
-        except RuntimeError as exc:
-            reason = re.sub(r"^Error in .*? at \S+:\d+: ", "", str(exc).strip())  # C++ location
-            raise IndexFolderError(
-                f"{path} cannot be read as a FAISS index ({reason}): rebuild the index"
-            ) from None
-        return cls(index, index_type, params)
+        """Read a view's index; ivfpq's lists stay on disk, memory-mapped."""
+        if index_type == "ivfpq":
+            from semsearch.index.ondisk import OnDiskVectors
+
+            return OnDiskVectors.open(path, params)
+        return cls(read_faiss(path), index_type, params)
 
     def _apply_params(self) -> None:
         if self.type == "hnsw":
             hnsw = faiss.downcast_index(self.index.index).hnsw  # type: ignore[attr-defined]
             hnsw.efConstruction = self.params["efConstruction"]
             hnsw.efSearch = self.params["efSearch"]
-        elif self.type == "ivf":
+        elif self.type in ("ivf", "ivfpq"):
             faiss.extract_index_ivf(self.index).nprobe = self.params["nprobe"]
 
     @property
@@ -183,7 +213,7 @@ class VectorIndex:
         return self.type in NATIVE_REMOVE
 
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
-        matrix = _as_matrix(vectors, self.dim, "vectors")
+        matrix = as_matrix(vectors, self.dim, "vectors")
         self.index.add_with_ids(matrix, np.ascontiguousarray(ids, dtype=np.int64))
 
     def remove(self, ids: np.ndarray) -> int:
@@ -192,7 +222,7 @@ class VectorIndex:
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Scores [q, k] and ids [q, k], best first; id -1 where fewer than k were found."""
-        matrix = _as_matrix(queries, self.dim, "query vectors")
+        matrix = as_matrix(queries, self.dim, "query vectors")
         if self.ntotal == 0:
             shape = (len(matrix), k)
             return np.zeros(shape, dtype=np.float32), np.full(shape, -1, dtype=np.int64)
@@ -213,7 +243,7 @@ class VectorIndex:
         score of a candidate that this index did not list. sq8 gives its own decoded
         vectors' scores, as its search does."""
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        query = _as_matrix(query.reshape(1, -1), self.dim, "query vector")
+        query = as_matrix(query.reshape(1, -1), self.dim, "query vector")
         if not len(ids):
             return np.zeros(0, dtype=np.float32)
         if self.type != "ivf":  # IDMap2 types reconstruct by id

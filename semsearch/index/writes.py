@@ -29,6 +29,7 @@ from semsearch.index.manifest import (
     Manifest,
     utc_now,
 )
+from semsearch.index.ondisk import data_files
 from semsearch.index.records import TOMBSTONE_PREFIX, RecordStore
 from semsearch.index.vectors import VectorIndex, resolve_params, resolve_type
 from semsearch.index.views import SECOND_FILE, Parts
@@ -219,7 +220,8 @@ def save_folder(
     if lexical is not None:
         lexical.save(folder)
     parts = Parts.from_json(manifest.parts)
-    checksums = {name: sha256_of(folder / name) for name in (*DATA_FILES, *parts.files)}
+    extra = data_files(manifest.index.type, bool(parts.second))
+    checksums = {name: sha256_of(folder / name) for name in (*DATA_FILES, *parts.files, *extra)}
     manifest = dataclasses.replace(manifest, checksums=checksums)
     (folder / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
 
@@ -300,7 +302,7 @@ def write_new(
             raise InputError("no texts to index: the corpus holds no records")
         matrix, ids = np.concatenate(matrices), np.concatenate(rowids)
         concrete = resolve_type(index_type, len(matrix))
-        resolved = resolve_params(concrete, params, len(matrix))
+        resolved = resolve_params(concrete, params, len(matrix), encoder.dim)
         vectors = VectorIndex.create(concrete, encoder.dim, resolved, training=matrix)
         vectors.add(matrix, ids)
         second_vectors = None
