@@ -151,7 +151,8 @@ class OnDiskVectors(VectorIndex):
         index = faiss.index_factory(dim, factory_string(IVFPQ, params), faiss.METRIC_INNER_PRODUCT)
         # Polysemous training (on by default) reorders PQ codes for Hamming-distance
         # filtering, which this search never uses; it took 75 of 86 s of training at 50k.
-        faiss.downcast_index(faiss.extract_index_ivf(index)).do_polysemous_training = False
+        ivfpq: Any = faiss.downcast_index(faiss.extract_index_ivf(index))
+        ivfpq.do_polysemous_training = False
         matrix = as_matrix(training, dim, "training vectors")
         size = max(TRAIN_PER_LIST * params["nlist"], 64 * 2 ** params["nbits"])
         if len(matrix) > size:
