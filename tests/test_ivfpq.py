@@ -93,6 +93,26 @@ def test_a_moved_or_copied_folder_answers_the_same(tmp_path: Path, shards: None)
         assert before[0][0][0] == "r5" and before[1][0][0] == "r999"
 
 
+def test_opening_from_many_threads_leaves_stdout_working(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Opening hides FAISS's printf output by swapping file descriptor 1; concurrent
+    opens (a server's threads) must each put it back."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    build(tmp_path / "pq").close()
+
+    def open_and_search(_: int) -> str:
+        with IndexStore.open(tmp_path / "pq") as store:
+            return hits(store, HashEncoder().encode(["text r7"]))[0][0][0]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert set(pool.map(open_and_search, range(32))) == {"r7"}
+    capfd.readouterr()
+    os.write(1, b"still here\n")
+    assert capfd.readouterr().out == "still here\n"
+
+
 def test_add_and_delete_refuse_and_say_to_rebuild(tmp_path: Path) -> None:
     store = build(tmp_path / "pq")
     version = store.version

@@ -28,6 +28,7 @@ import mmap
 import os
 import shutil
 import sys
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -117,19 +118,25 @@ def refuse_edit(index_type: str, what: str) -> None:
         )
 
 
+_STDOUT_SWAP = threading.Lock()
+"""One swap of file descriptor 1 at a time: two threads opening indexes at once would
+otherwise save each other's /dev/null and leave stdout pointing there for good."""
+
+
 @contextlib.contextmanager
 def _quiet_stdout() -> Iterator[None]:
     """FAISS's on-disk code prints progress with printf; keep it off stdout (--json)."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 1)
-        yield
-    finally:
-        ctypes.CDLL(None).fflush(None)
-        os.dup2(saved, 1)
-        os.close(saved)
+    with _STDOUT_SWAP:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            with open(os.devnull, "wb") as devnull:
+                os.dup2(devnull.fileno(), 1)
+            yield
+        finally:
+            ctypes.CDLL(None).fflush(None)
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 class OnDiskVectors(VectorIndex):
