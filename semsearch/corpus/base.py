@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import codecs
 from abc import ABC, abstractmethod
-from collections.abc import Generator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +164,12 @@ class Table(ABC):
 
     def metadata(self, row: dict[str, Any], used: set[str | None]) -> dict[str, Any]:
         return {key: value for key, value in row.items() if key not in used}
+
+
+def chunked(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
+    """Lists of at most `size` records, so callers can encode in batches while streaming."""
+    if size < 1:
+        raise ValueError(f"chunk size must be at least 1, got {size}")
+    stream = iter(records)
+    while chunk := list(islice(stream, size)):
+        yield chunk

@@ -13,10 +13,9 @@ from __future__ import annotations
 import dataclasses
 import glob
 from collections.abc import Iterator, Sequence
-from itertools import islice
 from pathlib import Path
 
-from semsearch.corpus.base import SUPPORTED, Fields, Record
+from semsearch.corpus.base import SUPPORTED, Fields, Record, chunked
 from semsearch.corpus.reader import CORPUS_SUFFIXES, Corpus
 from semsearch.errors import InputError
 
@@ -104,8 +103,4 @@ class FileSet:
 
     def chunks(self, size: int) -> Iterator[list[Record]]:
         """Lists of at most `size` records (a chunk may span two files)."""
-        if size < 1:
-            raise ValueError(f"chunk size must be at least 1, got {size}")
-        records = iter(self)
-        while chunk := list(islice(records, size)):
-            yield chunk
+        return chunked(self, size)

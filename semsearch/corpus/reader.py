@@ -6,11 +6,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from semsearch.corpus.base import SUPPORTED, Fields, Record, Table, input_error
+from semsearch.corpus.base import SUPPORTED, Fields, Record, Table, chunked, input_error
 from semsearch.corpus.delimited import DEFAULT_DELIMITERS, DelimitedTable, parse_delimiter
 from semsearch.corpus.lines import BeirTable, JsonlTable, TxtTable
 from semsearch.corpus.parquet import ParquetTable
@@ -70,11 +69,7 @@ class Corpus:
 
     def chunks(self, size: int) -> Iterator[list[Record]]:
         """Lists of at most `size` records, so callers can encode in batches while streaming."""
-        if size < 1:
-            raise ValueError(f"chunk size must be at least 1, got {size}")
-        records = iter(self)
-        while chunk := list(islice(records, size)):
-            yield chunk
+        return chunked(self, size)
 
     def _skip_empty(self, line: int) -> None:
         if self._strict:

@@ -7,12 +7,12 @@ import contextlib
 import logging
 import os
 import socket
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from semsearch.errors import ConfigError, MissingExtraError, SemsearchError, install_line
+from semsearch.quiet import silenced
 
 log = logging.getLogger("semsearch")
 
@@ -94,22 +94,6 @@ def _quiet_environment() -> None:
         os.environ.setdefault(name, value)
 
 
-@contextlib.contextmanager
-def _stderr_silenced() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null for the block: Ray's C++ core writes its
-    retries and notes there, below Python's logging; semsearch reports the outcome."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _route_ray_notes() -> None:
     """Ray's driver prints the errors its raylets publish (a worker died, a task is
     retried) with tracebacks on stdout, where `--json` writes; make each one line on
@@ -145,12 +129,12 @@ def connected(ray: Any, settings: RaySettings) -> Iterator[None]:
         if address:
             probe(address)
             os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(int(CONNECT_TIMEOUT)))
-            with _stderr_silenced():  # Ray's core logs each failed try there
+            with silenced(2):  # Ray's core logs each failed try there
                 ray.init(address=address, **quiet)
         else:
             from semsearch.encoders.runners import default_threads
 
-            with _stderr_silenced():
+            with silenced(2):
                 ray.init(num_cpus=default_threads(), include_dashboard=False, **quiet)
     except SemsearchError:
         raise

@@ -22,14 +22,10 @@ removed. The lists are written once: entries are not added or deleted in place.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import math
 import mmap
 import os
 import shutil
-import sys
-import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -39,6 +35,7 @@ import numpy as np
 
 from semsearch.errors import ConfigError, IndexFolderError
 from semsearch.index.vectors import VectorIndex, as_matrix, factory_string, read_faiss
+from semsearch.quiet import silenced
 
 IVFPQ = "ivfpq"
 SHARD_VECTORS = 100_000
@@ -118,27 +115,6 @@ def refuse_edit(index_type: str, what: str) -> None:
         )
 
 
-_STDOUT_SWAP = threading.Lock()
-"""One swap of file descriptor 1 at a time: two threads opening indexes at once would
-otherwise save each other's /dev/null and leave stdout pointing there for good."""
-
-
-@contextlib.contextmanager
-def _quiet_stdout() -> Iterator[None]:
-    """FAISS's on-disk code prints progress with printf; keep it off stdout (--json)."""
-    with _STDOUT_SWAP:
-        sys.stdout.flush()
-        saved = os.dup(1)
-        try:
-            with open(os.devnull, "wb") as devnull:
-                os.dup2(devnull.fileno(), 1)
-            yield
-        finally:
-            ctypes.CDLL(None).fflush(None)
-            os.dup2(saved, 1)
-            os.close(saved)
-
-
 class OnDiskVectors(VectorIndex):
     """An ivfpq view: PQ search over memory-mapped lists, then exact re-ranking of the
     best `rerank` candidates from the memory-mapped float16 vectors.
@@ -170,7 +146,7 @@ class OnDiskVectors(VectorIndex):
 
     @classmethod
     def open(cls, path: Path, params: dict[str, int]) -> OnDiskVectors:
-        with _quiet_stdout():
+        with silenced(1):
             index = read_faiss(path, _READ_FLAGS)
         opened = cls(index, params)
         opened.source = path
@@ -275,7 +251,7 @@ class OnDiskVectors(VectorIndex):
                 faiss.write_index(shard, str(name))
             from faiss.contrib.ondisk import merge_ondisk
 
-            with _quiet_stdout():
+            with silenced(1):
                 merge_ondisk(merged, [str(n) for n in shard_files], f"{stem}.ivfdata")
             ivf: Any = faiss.extract_index_ivf(merged)
             lists: Any = faiss.downcast_InvertedLists(ivf.invlists)
