@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 # this is a plain pin; elsewhere run e.g.
 #   make demo TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH ?= torch==2.13.0
+# pytest-xdist workers: one per core of our 2-core machines; tests that share an
+# expensive fixture carry one xdist_group so that it is computed once.
+WORKERS ?= 2
 STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test lint bench bench-serve clean
@@ -31,7 +34,7 @@ lint: setup
 	$(BIN)/mypy semsearch
 
 test: lint
-	$(BIN)/pytest -q -rs
+	$(BIN)/pytest -q -rs -n $(WORKERS) --dist loadgroup --durations=15
 
 bench: setup
 	$(BIN)/python bench/encode.py

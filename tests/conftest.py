@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,13 @@ import pytest
 import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One core per worker (`make test` runs one worker per core): torch, ONNX Runtime
+    # and FAISS would each start a thread per core in every worker and fight for them.
+    # CLI subprocesses inherit the setting through the environment.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
 
 
 def shared_data(name: str) -> Path:
@@ -41,8 +49,35 @@ def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def minilm_folder() -> Path:
-    return _packaged_minilm()
+def minilm_folder(onnx_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The packaged model's folder, with its ONNX export (the default backend) in this
+    worker's cache: exported once per test run and linked into every worker's cache."""
+    folder = _packaged_minilm()
+    _share_minilm_export(folder, onnx_cache, _run_folder(tmp_path_factory))
+    return folder
+
+
+def _run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of this test run that every pytest-xdist worker shares."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def _share_minilm_export(model: Path, cache: Path, run: Path) -> None:
+    from filelock import FileLock
+
+    from semsearch.encoders import load_encoder
+
+    shared = run / "minilm-export"
+    with FileLock(str(run / "minilm-export.lock")):
+        if not shared.is_dir():
+            os.environ["SEMSEARCH_CACHE"] = str(shared)
+            try:
+                load_encoder(model=str(model)).prepare()
+            finally:
+                os.environ["SEMSEARCH_CACHE"] = str(cache)
+    if shared != cache:
+        shutil.copytree(shared, cache, copy_function=os.link, dirs_exist_ok=True)
 
 
 @pytest.fixture(scope="session")
@@ -69,8 +104,6 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_sbert(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny BERT as a sentence-transformers folder: Transformer -> mean Pooling -> Normalize."""
-    import shutil
-
     folder = tmp_path_factory.mktemp("tiny-sbert")
     for item in tiny_bert.iterdir():
         shutil.copy2(item, folder / item.name)

@@ -23,15 +23,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from index_writer import HashEncoder, make_records
 from typer.testing import CliRunner
 
 from semsearch import atomic
 from semsearch.errors import IndexFolderError, InputError
 from semsearch.index import IndexStore
 from semsearch.search import SearchEngine
+from tests.index_writer import HashEncoder, make_records
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CSV = """id,question,answer
 pw,How do I reset my password?,Use the reset link.
 pdf,Can I export notes as PDF?,File > Export > PDF.

@@ -12,7 +12,7 @@ import pytest
 
 from semsearch.results import Hit, SearchResult, batch_from_json, batch_to_json
 
-PACKAGE = Path(__file__).resolve().parents[1] / "semsearch"
+PACKAGE = Path(__file__).resolve().parents[2] / "semsearch"
 
 HITS = [
     Hit("pw-2", 0.98765432, "I forgot my password", "Use the reset link.", {"c": "account"}, 1),

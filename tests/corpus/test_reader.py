@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import shared_data
 
 from semsearch.corpus import Fields, Record, open_corpus
 from semsearch.errors import InputError
+from tests.conftest import shared_data
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write(folder: Path, name: str, content: str | bytes) -> Path:

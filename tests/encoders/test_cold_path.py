@@ -17,9 +17,9 @@ from semsearch.corpus import open_corpus
 from semsearch.encoders import load_encoder
 from semsearch.index import IndexStore
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FAQ = ROOT / "examples" / "faq.csv"
-REFERENCE = Path(__file__).parent / "data" / "minilm-vectors.npz"
+REFERENCE = Path(__file__).parents[1] / "data" / "minilm-vectors.npz"
 HEAVY = ("torch", "transformers", "sentence_transformers", "sklearn", "onnx")  # onnx: 1 s
 
 REPORT_HEAVY = textwrap.dedent(

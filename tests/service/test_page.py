@@ -23,7 +23,7 @@ from semsearch.config import SearchConfig  # noqa: E402
 from semsearch.service.config import ServeConfig  # noqa: E402
 from semsearch.service.server import build_service, serve_in_thread  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import shared_data
 from typer.testing import CliRunner
 
 from semsearch.cli.main import app
@@ -28,8 +27,9 @@ from semsearch.errors import ConfigError, EncoderMismatchError, MissingExtraErro
 from semsearch.evaluation.data import read_sts
 from semsearch.index import IndexStore
 from semsearch.search import SearchEngine
+from tests.conftest import shared_data
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FAQ = ROOT / "examples" / "faq.csv"
 
 

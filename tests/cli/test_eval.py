@@ -7,11 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from conftest import shared_data
 from typer.testing import CliRunner
 
 from semsearch.cli.main import app
 from semsearch.encoders import load_encoder
+from tests.conftest import shared_data
 
 runner = CliRunner()
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

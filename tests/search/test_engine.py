@@ -125,9 +125,8 @@ def test_demo_faq_answers_real_questions(tmp_path):
 
 
 def test_dedupe_reads_past_a_page_of_one_shared_answer(tmp_path):
-    from index_writer import HashEncoder
-
     from semsearch.corpus import Record
+    from tests.index_writer import HashEncoder
 
     # five entries with the same text and answer score 1.0 for that text: the first
     # page of k=3 candidates holds one answer, so the next page must be read

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_data
-from index_writer import HashEncoder, make_records
 
 from semsearch import atomic
 from semsearch.cache import sha256_of as sha256_file
@@ -33,6 +31,8 @@ from semsearch.index import (
 )
 from semsearch.index.threshold import generic_questions
 from semsearch.index.vectors import resolve_type
+from tests.conftest import shared_data
+from tests.index_writer import HashEncoder, make_records
 
 TYPES = ["flat", "hnsw", "ivf", "sq8"]
 
@@ -302,7 +302,7 @@ def test_a_failed_add_or_build_leaves_the_previous_index(
 def test_sigkill_mid_add_leaves_the_previous_index(built: IndexStore) -> None:
     queries = HashEncoder().encode(["text r1", "something else"])
     before = results(built, queries)
-    writer = Path(__file__).with_name("index_writer.py")
+    writer = Path(__file__).parents[1] / "index_writer.py"
     root = str(writer.parents[1])  # semsearch itself, installed or not
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     process = subprocess.Popen(

@@ -20,8 +20,6 @@ import pytest
 pytest.importorskip("fastapi", reason="the serve extra is not installed")
 pytest.importorskip("uvicorn", reason="the serve extra is not installed")
 
-from test_serve import KEY, ROOT, _announced_url, build_index, call, server
-
 from semsearch.config import SearchConfig
 from semsearch.errors import ConfigError
 from semsearch.service.batcher import MicroBatcher
@@ -29,6 +27,7 @@ from semsearch.service.config import ServeConfig
 from semsearch.service.guard import redact_query
 from semsearch.service.jobs import estimate_tokens, spans
 from semsearch.service.server import build_service, serve_in_thread
+from tests.service.test_server import KEY, ROOT, _announced_url, build_index, call, server
 
 LONG = 2_000  # characters: past the tiny model's 64 word-pieces
 

@@ -42,7 +42,7 @@ from semsearch.service.batcher import MicroBatcher
 from semsearch.service.config import ServeConfig, load_serve_config
 from semsearch.service.server import build_service, serve_in_thread
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "s3cret-key-for-tests"
 CSV = """id,question,answer,category
 pw,How do I reset my password?,Use the reset link.,account

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from index_writer import HashEncoder
 from typer.testing import CliRunner
 
 from semsearch.cli.main import app
@@ -23,6 +22,7 @@ from semsearch.index import IndexStore
 from semsearch.index.lexical import LexicalIndex
 from semsearch.index.views import Parts
 from semsearch.search import SearchEngine
+from tests.index_writer import HashEncoder
 
 runner = CliRunner()
 
@@ -287,9 +287,8 @@ def test_rerank_orders_by_the_cross_encoder(
 
 
 def test_http_and_the_client_take_a_mode(tiny_sbert: Path, tmp_path: Path) -> None:
-    from test_serve import build_index, call, server
-
     from semsearch.client import Client
+    from tests.service.test_server import build_index, call, server
 
     folder = build_index(tmp_path, tiny_sbert)
     engine = SearchEngine.open(folder, config=SearchConfig(threshold="none"))

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_data
-from index_writer import HashEncoder, make_records
 from typer.testing import CliRunner
 
 from semsearch.calibration import Target, choose, curve
@@ -20,6 +18,8 @@ from semsearch.encoders import load_encoder
 from semsearch.index import IndexStore
 from semsearch.index.threshold import MARGIN, QUANTILE, generic_questions
 from semsearch.search import SearchEngine
+from tests.conftest import shared_data
+from tests.index_writer import HashEncoder, make_records
 
 runner = CliRunner()
 

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_data
-from index_writer import HashEncoder, make_records
 from typer.testing import CliRunner
 
 from semsearch.cli.main import app
@@ -25,6 +23,8 @@ from semsearch.errors import ConfigError, IndexFolderError
 from semsearch.index import IndexStore, ondisk
 from semsearch.index.vectors import factory_string, resolve_params
 from semsearch.search import SearchEngine
+from tests.conftest import shared_data
+from tests.index_writer import HashEncoder, make_records
 
 runner = CliRunner()
 # Small enough for FAISS to train without warnings on 1,000 vectors: 8 lists need 312
@@ -273,7 +273,7 @@ def test_cli_build_query_in_a_fresh_process_info_and_refusals(
     out = _cli_index(tmp_path, tiny_bert)
     moved = tmp_path / "moved"
     out.rename(moved)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     run = subprocess.run(
         [
             sys.executable,

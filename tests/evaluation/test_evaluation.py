@@ -9,7 +9,6 @@ import random
 
 import numpy as np
 import pytest
-from conftest import shared_data
 
 from semsearch.encoders import load_encoder
 from semsearch.errors import InputError, MissingExtraError
@@ -35,6 +34,7 @@ from semsearch.evaluation.deps import require
 from semsearch.evaluation.retrieval import BeirFolder, trec_order
 from semsearch.evaluation.sts import evaluate_sts
 from semsearch.evaluation.sweep import layer_choices, run_sweep
+from tests.conftest import shared_data
 
 
 # -- correlations -------------------------------------------------------------------------
