@@ -76,8 +76,13 @@ def _share_minilm_export(model: Path, cache: Path, run: Path) -> None:
                 load_encoder(model=str(model)).prepare()
             finally:
                 os.environ["SEMSEARCH_CACHE"] = str(cache)
-    if shared != cache:
-        shutil.copytree(shared, cache, copy_function=os.link, dirs_exist_ok=True)
+    if shared != cache:  # a test may have made this worker's own export already: keep it
+        shutil.copytree(shared, cache, copy_function=_link_if_absent, dirs_exist_ok=True)
+
+
+def _link_if_absent(source: str, target: str) -> None:
+    if not os.path.exists(target):
+        os.link(source, target)
 
 
 @pytest.fixture(scope="session")
