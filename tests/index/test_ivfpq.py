@@ -23,7 +23,7 @@ from semsearch.errors import ConfigError, IndexFolderError
 from semsearch.index import IndexStore, ondisk
 from semsearch.index.vectors import factory_string, resolve_params
 from semsearch.search import SearchEngine
-from tests.conftest import shared_data
+from tests.index.conftest import Glosses, Lookup
 from tests.index_writer import HashEncoder, make_records
 
 runner = CliRunner()
@@ -315,24 +315,23 @@ def test_cli_build_query_in_a_fresh_process_info_and_refusals(
 
 
 @pytest.mark.real
-def test_recall_at_ten_against_flat_with_minilm(tmp_path: Path) -> None:
+@pytest.mark.xdist_group("minilm-glosses")
+def test_recall_at_ten_against_flat_with_minilm(tmp_path: Path, glosses: Glosses) -> None:
     """The issue's bar is 50k glosses; encoding 50k with MiniLM took 199 s of this test on
-    an idle 2-core machine, so this test uses the first 5,000 with the default parameters and
+    an idle 2-core machine, so this test uses 5,000 with the default parameters and
     bench/scale_ivfpq.py measures 50k and all 117,659 (README)."""
     from semsearch.encoders import load_encoder
 
-    lines = (shared_data("wordnet_glosses") / "glosses.jsonl").read_text(encoding="utf-8")
-    entries = [json.loads(line) for line in lines.splitlines()[:5000]]
-    records = [Record(str(i), e["text"], "", {}) for i, e in enumerate(entries)]
-    questions = [f"what does {e['words'][0].replace('_', ' ')} mean?" for e in entries[::25]]
-    encoder = load_encoder(backend="onnx")
-    vectors = encoder.encode([r.text for r in records], batch_size=64)
-    cached = _Cached(encoder, vectors)
-    pq = IndexStore.build(tmp_path / "pq", [records], cached, index_type="ivfpq")
-    flat = IndexStore.build(
-        tmp_path / "flat", [records], _Cached(encoder, vectors), index_type="flat"
+    records = [Record(str(i), text, "", {}) for i, text in enumerate(glosses.corpus)]
+    questions = [f"what does {word} mean?" for word in glosses.words[::25]]
+    lookup = Lookup(
+        glosses.corpus + glosses.generic,
+        np.vstack([glosses.corpus_vectors, glosses.generic_vectors]),
+        glosses.fingerprint,
     )
-    q = encoder.encode(questions)
+    pq = IndexStore.build(tmp_path / "pq", [records], lookup, index_type="ivfpq")
+    flat = IndexStore.build(tmp_path / "flat", [records], lookup, index_type="flat")
+    q = load_encoder().encode(questions)
     got, expected = hits(pq, q, 10), hits(flat, q, 10)
     recall = np.mean(
         [
@@ -342,18 +341,3 @@ def test_recall_at_ten_against_flat_with_minilm(tmp_path: Path) -> None:
     )
     assert pq.manifest.index.params["nlist"] == 128
     assert recall >= 0.9
-
-
-class _Cached:
-    """The real encoder, with the corpus's vectors computed once for both indexes."""
-
-    def __init__(self, real: object, vectors: np.ndarray) -> None:
-        self.real, self.vectors, self.done = real, vectors, False
-        self.dim, self.truncated = vectors.shape[1], 0
-        self.fingerprint = real.fingerprint  # type: ignore[attr-defined]
-
-    def encode(self, texts: list[str], **options: object) -> np.ndarray:
-        if not self.done and len(texts) == len(self.vectors):
-            self.done = True
-            return self.vectors
-        return self.real.encode(texts, **options)  # type: ignore[attr-defined]

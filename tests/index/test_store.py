@@ -6,12 +6,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +27,8 @@ from semsearch.index import (
     IndexStore,
     Manifest,
 )
-from semsearch.index.threshold import generic_questions
 from semsearch.index.vectors import resolve_type
-from tests.conftest import shared_data
+from tests.index.conftest import Glosses, Lookup
 from tests.index_writer import HashEncoder, make_records
 
 TYPES = ["flat", "hnsw", "ivf", "sq8"]
@@ -139,53 +136,32 @@ def test_params_are_recorded_and_reapplied_on_open(tmp_path: Path, encoder: Hash
 # -- recall of the approximate types on real text ------------------------------------
 
 
-class _Lookup:
-    """Serves vectors already computed by MiniLM, so each index type costs no encoding."""
-
-    def __init__(self, texts: list[str], vectors: np.ndarray, fingerprint: dict) -> None:
-        self.rows = {text: row for text, row in zip(texts, vectors, strict=True)}
-        self.dim = vectors.shape[1]
-        self.fingerprint = fingerprint
-        self.truncated = 0
-
-    def encode(
-        self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool | None = None
-    ) -> np.ndarray:
-        return np.stack([self.rows[text] for text in texts])
-
-
 @pytest.fixture(scope="module")
-def glosses(tmp_path_factory: pytest.TempPathFactory) -> tuple[IndexStore, _Lookup, np.ndarray]:
-    """5,000 distinct WordNet glosses and 200 other glosses as queries, in a flat index
-    (MiniLM embeds ~250 texts/s on 2 CPU cores, so this fixture takes ~25 s)."""
-    lines = (
-        (shared_data("wordnet_glosses") / "glosses.jsonl").read_text(encoding="utf-8").splitlines()
+def gloss_index(
+    glosses: Glosses, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[IndexStore, Lookup]:
+    """The 5,000 glosses in a flat index, from the vectors MiniLM made once."""
+    lookup = Lookup(
+        glosses.corpus + glosses.generic,
+        np.vstack([glosses.corpus_vectors, glosses.generic_vectors]),
+        glosses.fingerprint,
     )
-    texts = list(dict.fromkeys(json.loads(line)["text"] for line in lines))
-    random.Random(0).shuffle(texts)
-    corpus, questions = texts[:5000], texts[5000:5200]
-    minilm = load_encoder()
-    generic = generic_questions()  # a build also scores these, for its threshold
-    vectors = minilm.encode(corpus + questions + generic, batch_size=64)
-    lookup = _Lookup(
-        corpus + generic, np.vstack([vectors[:5000], vectors[5200:]]), minilm.fingerprint
-    )
-    records = [Record(str(i), text, text, {}) for i, text in enumerate(corpus)]
+    records = [Record(str(i), text, text, {}) for i, text in enumerate(glosses.corpus)]
     chunks = [records[i : i + 1000] for i in range(0, len(records), 1000)]
     folder = tmp_path_factory.mktemp("glosses")
-    flat = IndexStore.build(folder / "flat", chunks, lookup, index_type="flat")
-    return flat, lookup, vectors[5000:5200]
+    return IndexStore.build(folder / "flat", chunks, lookup, index_type="flat"), lookup
 
 
 @pytest.mark.real
 @pytest.mark.data
+@pytest.mark.xdist_group("minilm-glosses")
 @pytest.mark.parametrize("index_type", ["hnsw", "ivf", "sq8"])
 def test_recall_at_10_against_flat(
-    index_type: str, glosses: tuple[IndexStore, _Lookup, np.ndarray], tmp_path: Path
+    index_type: str, glosses: Glosses, gloss_index: tuple[IndexStore, Lookup], tmp_path: Path
 ) -> None:
-    flat, lookup, queries = glosses
-    corpus = list(lookup.rows)[:5000]  # the rows after them are the generic questions
-    records = [Record(str(i), text, text, {}) for i, text in enumerate(corpus)]
+    flat, lookup = gloss_index
+    queries = glosses.question_vectors
+    records = [Record(str(i), text, text, {}) for i, text in enumerate(glosses.corpus)]
     store = IndexStore.build(tmp_path / index_type, [records], lookup, index_type=index_type)
     exact = [{r.id for r, _ in hits} for hits in flat.search(queries, 10)]
     approx = [{r.id for r, _ in hits} for hits in store.search(queries, 10)]
