@@ -32,7 +32,7 @@ from semsearch.index import (
     Manifest,
 )
 from semsearch.index.threshold import generic_questions
-from semsearch.index.vectors import resolve_type
+from semsearch.index.types import resolve_type
 
 TYPES = ["flat", "hnsw", "ivf", "sq8"]
 
