@@ -40,8 +40,8 @@ def checked_manifest(path: Path) -> Manifest:
             raise IndexFolderError(
                 f"{name} is missing from the index folder {path}: rebuild the index"
             )
-        # ivfpq's lists and full vectors are sized for corpora too big for RAM: hashed
-        # once per file version (size, mtime) and remembered, not on every open.
+        # A type's own files (ivfpq's lists and full vectors) are sized for corpora too
+        # big for RAM: hashed once per file version (size, mtime) and remembered.
         digest = remembered_sha256 if name in large else sha256_of
         if digest(path / name) != manifest.checksums.get(name):
             raise IndexFolderError(

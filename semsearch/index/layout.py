@@ -34,6 +34,8 @@ LEXICAL_SETTINGS = "lexical.json"
 LEXICAL = (LEXICAL_ARRAYS, LEXICAL_SETTINGS)
 GENERIC = "generic.npy"
 
+FAISS = ".faiss"
+"""The suffix of a dense view's FAISS file; files kept beside it share its stem."""
 IVFDATA = ".ivfdata"
 """ivfpq: a view's inverted lists, memory-mapped (named inside its .faiss file)."""
 FULL_VECTORS = ".f16.npy"
@@ -51,10 +53,10 @@ def view_files(second: bool) -> tuple[str, ...]:
 def beside(view: str, suffix: str) -> str:
     """The name of a file kept beside the view file `view` (`vectors.faiss` + `.ivfdata`
     -> `vectors.ivfdata`)."""
-    return view.removesuffix(".faiss") + suffix
+    return view.removesuffix(FAISS) + suffix
 
 
 def shard_file(view: Path, number: int) -> Path:
     """ivfpq: a shard of the lists, written beside `view` while it is built, then merged
     and removed."""
-    return view.with_name(beside(view.name, f".shard-{number}.faiss"))
+    return view.with_name(beside(view.name, f".shard-{number}{FAISS}"))

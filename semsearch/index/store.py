@@ -157,9 +157,7 @@ class IndexStore:
         path = Path(path)
         refuse_foreign(path)
         check_writable(path)
-        types.resolve_type(index_type, 0)  # bad settings fail before any encoding
-        if index_type != "auto":  # auto's type, and so its valid params, depend on the count
-            types.get(index_type).check_params(params)
+        types.check(index_type, params)  # bad settings fail before any encoding
         with write_errors(path), atomic.locked(path), atomic.replacing(path) as staging:
             truncated = write_new(
                 staging,

@@ -5,6 +5,7 @@ manifest's "index.type") to them."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from semsearch.errors import ConfigError
 from semsearch.index.types.base import IndexType, VectorIndex
@@ -37,6 +38,14 @@ def resolve_type(index_type: str, count: int) -> str:
     return index_type
 
 
+def check(index_type: str, params: dict[str, Any] | None) -> None:
+    """Refuse an unknown type, or a named type's unknown or bad parameters, before any
+    encoding starts (`auto`'s type, and so its valid parameters, depend on the count)."""
+    resolve_type(index_type, 0)
+    if index_type in REGISTRY:
+        REGISTRY[index_type].check_params(params)
+
+
 def get(index_type: str) -> IndexType:
     """The type of that name (`auto` is resolved by `resolve_type` first)."""
     kind = REGISTRY.get(index_type)
@@ -54,6 +63,7 @@ __all__ = [
     "REGISTRY",
     "IndexType",
     "VectorIndex",
+    "check",
     "get",
     "resolve_type",
 ]

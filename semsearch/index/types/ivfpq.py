@@ -174,7 +174,7 @@ class OnDiskVectors(IVFVectors):
         """Write STEM.faiss and its data files; an opened index links (or copies) its
         files, a built one merges its shards through files in the same folder."""
         if self.source is not None:
-            for suffix in (".faiss", *layout.IVFPQ_SUFFIXES):
+            for suffix in (layout.FAISS, *layout.IVFPQ_SUFFIXES):
                 _link_or_copy(_beside(self.source, suffix), _beside(path, suffix))
             return
         shard_files = [layout.shard_file(path, i) for i in range(len(self.shards))]
