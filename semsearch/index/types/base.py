@@ -142,7 +142,7 @@ class IndexType:
     """Parameters where 0 means off."""
     removes: ClassVar[bool] = True
     """Whether its FAISS index removes vectors by id; if not, the store tombstones them."""
-    vectors: ClassVar[type[VectorIndex]] = VectorIndex
+    view_class: ClassVar[type[VectorIndex]] = VectorIndex
     """The class of one built or opened view."""
 
     def check_params(self, params: dict[str, Any] | None) -> None:
@@ -187,11 +187,11 @@ class IndexType:
             if training is None:
                 raise ValueError(f"a {self.name} index must be trained on vectors")
             index.train(as_matrix(training, dim, "training vectors"))
-        return self.vectors(index, self, params)
+        return self.view_class(index, self, params)
 
     def load(self, path: Path, params: dict[str, int]) -> VectorIndex:
         """Read a view's index from its .faiss file."""
-        return self.vectors(read_faiss(path), self, params)
+        return self.view_class(read_faiss(path), self, params)
 
     def data_files(self, views: Sequence[str]) -> tuple[str, ...]:
         """The files kept beside the views' .faiss files (`views`), all checksummed."""

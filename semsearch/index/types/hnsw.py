@@ -24,7 +24,7 @@ class HNSWType(IndexType):
     name = "hnsw"
     defaults: ClassVar[dict[str, int | None]] = {"M": 32, "efConstruction": 200, "efSearch": 64}
     removes = False
-    vectors = HNSWVectors
+    view_class = HNSWVectors
 
     def factory(self, params: dict[str, int]) -> str:
         return f"IDMap2,HNSW{params['M']}"

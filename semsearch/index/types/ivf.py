@@ -49,7 +49,7 @@ class IVFType(IndexType):
     name = "ivf"
     # None: derived from the corpus size by default_nlist and default_nprobe.
     defaults: ClassVar[dict[str, int | None]] = {"nlist": None, "nprobe": None}
-    vectors = IVFVectors
+    view_class = IVFVectors
 
     def derive(self, given: dict[str, Any], count: int, dim: int) -> dict[str, Any]:
         resolved = dict(given)

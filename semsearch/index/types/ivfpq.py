@@ -206,7 +206,7 @@ class IVFPQType(IndexType):
     )
     zero_allowed = frozenset({"opq", "rerank"})  # 0: no OPQ rotation, no exact re-ranking
     removes = False
-    vectors = OnDiskVectors
+    view_class = OnDiskVectors
 
     def derive(self, given: dict[str, Any], count: int, dim: int) -> dict[str, Any]:
         """Defaults filled in where `given` has None, then checked against the corpus."""
