@@ -188,7 +188,8 @@ def main() -> None:
     from semsearch.corpus import Record
     from semsearch.encoders import load_encoder
     from semsearch.index import IndexStore
-    from semsearch.index.lexical import LEXICAL_FILES, LexicalIndex
+    from semsearch.index.layout import LEXICAL
+    from semsearch.index.lexical import LexicalIndex
 
     texts = load_texts(args.limit)
     questions = load_questions(args.questions)
@@ -226,7 +227,7 @@ def main() -> None:
             )
             build_seconds = time.perf_counter() - started
             size = sum(p.stat().st_size for p in folder.iterdir())
-            lexical_bytes = sum((folder / name).stat().st_size for name in LEXICAL_FILES)
+            lexical_bytes = sum((folder / name).stat().st_size for name in LEXICAL)
             store.close()
             for backend in timed_backends:
                 queue = context.Queue()

@@ -24,7 +24,7 @@ from semsearch.errors import ConfigError
 
 if TYPE_CHECKING:
     from semsearch.index import IndexStore
-    from semsearch.index.vectors import VectorIndex
+    from semsearch.index.types import VectorIndex
 
 log = logging.getLogger("semsearch")
 

@@ -56,7 +56,7 @@ def calibrate(
     from semsearch import calibration
     from semsearch.config import OFF, SearchConfig
     from semsearch.errors import InputError
-    from semsearch.index import threshold
+    from semsearch.index import layout, threshold
     from semsearch.search import SearchEngine
 
     target = calibration.Target.of(target_precision, max_out_of_scope)
@@ -125,7 +125,7 @@ def calibrate(
             f"{point.threshold:>10.3f}  {point.precision:>9.3f}  {point.coverage:>8.3f}  "
             f"{point.out_of_scope:>12.3f}{mark}"
         )
-    where = "dry run: nothing stored" if dry_run else f"stored in {index_path / 'manifest.json'}"
+    where = "dry run: nothing stored" if dry_run else f"stored in {index_path / layout.MANIFEST}"
     typer.echo(f"threshold {chosen.threshold:.3f} ({target.describe()}; {where})")
     if plot is not None:
         typer.echo(f"plot written to {plot}")

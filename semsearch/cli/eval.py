@@ -191,7 +191,7 @@ def retrieval(
     from semsearch.encoders import load_encoder
     from semsearch.errors import InputError
     from semsearch.evaluation.retrieval import BeirFolder, evaluate_retrieval, write_per_query
-    from semsearch.index.vectors import resolve_type
+    from semsearch.index.types import resolve_type
 
     if k < 1:
         raise InputError(f"k must be at least 1, got {k}", setting="k")

@@ -190,7 +190,7 @@ def index(
     """
     from semsearch.encoders import load_encoder
     from semsearch.index import IndexStore
-    from semsearch.index.vectors import resolve_type
+    from semsearch.index.types import resolve_type
     from semsearch.index.writes import check_writable, refuse_foreign
 
     ray_settings = _ray_settings(engine, address, workers, gpus_per_worker)

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from semsearch.cache import remembered_sha256, sha256_of
 from semsearch.errors import IndexFolderError
+from semsearch.index import types
+from semsearch.index.layout import MANIFEST, RECORDS, REQUIRED, VECTORS
 from semsearch.index.lexical import LexicalIndex
-from semsearch.index.manifest import DATA_FILES, MANIFEST_FILE, IndexSection, Manifest
-from semsearch.index.ondisk import data_files
-from semsearch.index.vectors import DEFAULT_PARAMS, VectorIndex
+from semsearch.index.manifest import IndexSection, Manifest
+from semsearch.index.types import VectorIndex
 from semsearch.index.views import Parts
 
 
@@ -19,38 +20,39 @@ def checked_manifest(path: Path) -> Manifest:
     """The folder's manifest, once its files are all there with their checksums."""
     if not path.is_dir():
         raise IndexFolderError(f"no index folder at {path}: run `semsearch index` to build it")
-    for name in (MANIFEST_FILE, *DATA_FILES):
+    for name in (MANIFEST, *REQUIRED):
         if not (path / name).is_file():
             raise IndexFolderError(
                 f"{name} is missing from the index folder {path}: run `semsearch index` to build it"
             )
     manifest = Manifest.read(path)
+    section = manifest.index
+    kind = types.REGISTRY.get(section.type)
+    if kind is None:
+        raise IndexFolderError(
+            f"{path / MANIFEST} names an unknown index type {section.type!r} "
+            f"(this semsearch knows {', '.join(types.REGISTRY)}): rebuild the index"
+        )
     parts = Parts.from_json(manifest.parts)
-    large = data_files(manifest.index.type, bool(parts.second))
-    for name in (*DATA_FILES, *parts.files, *large):
+    large = kind.data_files(parts.views)
+    for name in parts.data_files(kind):
         if not (path / name).is_file():
             raise IndexFolderError(
                 f"{name} is missing from the index folder {path}: rebuild the index"
             )
-        # ivfpq's lists and full vectors are sized for corpora too big for RAM: hashed
-        # once per file version (size, mtime) and remembered, not on every open.
+        # A type's own files (ivfpq's lists and full vectors) are sized for corpora too
+        # big for RAM: hashed once per file version (size, mtime) and remembered.
         digest = remembered_sha256 if name in large else sha256_of
         if digest(path / name) != manifest.checksums.get(name):
             raise IndexFolderError(
-                f"{name} in {path} is corrupt: its checksum does not match manifest.json; "
+                f"{name} in {path} is corrupt: its checksum does not match {MANIFEST}; "
                 "rebuild the index with `semsearch index`"
             )
-    section = manifest.index
-    if section.type not in DEFAULT_PARAMS:
-        raise IndexFolderError(
-            f"{path / MANIFEST_FILE} names an unknown index type {section.type!r} "
-            f"(this semsearch knows {', '.join(DEFAULT_PARAMS)}): rebuild the index"
-        )
-    if set(section.params) != set(DEFAULT_PARAMS[section.type]):
-        expected = ", ".join(DEFAULT_PARAMS[section.type]) or "none"
+    if set(section.params) != set(kind.defaults):
+        expected = ", ".join(kind.defaults) or "none"
         given = ", ".join(section.params) or "none"
         raise IndexFolderError(
-            f"{path / MANIFEST_FILE}: a {section.type} index needs the parameters "
+            f"{path / MANIFEST}: a {section.type} index needs the parameters "
             f"{expected}, the manifest gives {given}: rebuild the index"
         )
     return manifest
@@ -69,14 +71,14 @@ def check_counts(
     counts = (section.count, section.deleted)
     if records != counts or vectors.ntotal != sum(counts):
         raise IndexFolderError(
-            f"{path} is inconsistent: manifest.json counts {counts[0]} records and "
-            f"{counts[1]} deleted, records.sqlite {records[0]} and {records[1]}, vectors.faiss "
+            f"{path} is inconsistent: {MANIFEST} counts {counts[0]} records and "
+            f"{counts[1]} deleted, {RECORDS} {records[0]} and {records[1]}, {VECTORS} "
             f"{vectors.ntotal} vectors; rebuild the index"
         )
     if second is not None and second.ntotal != vectors.ntotal:
         raise IndexFolderError(
             f"{path} is inconsistent: the second view holds {second.ntotal} vectors, "
-            f"vectors.faiss {vectors.ntotal}; rebuild the index"
+            f"{VECTORS} {vectors.ntotal}; rebuild the index"
         )
     if lexical is not None and lexical.count != section.count:
         raise IndexFolderError(

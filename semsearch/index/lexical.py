@@ -21,10 +21,8 @@ from typing import Any
 import numpy as np
 
 from semsearch.errors import IndexFolderError
+from semsearch.index.layout import LEXICAL_ARRAYS, LEXICAL_SETTINGS
 
-ARRAYS_FILE = "lexical.npz"
-SETTINGS_FILE = "lexical.json"
-LEXICAL_FILES = (ARRAYS_FILE, SETTINGS_FILE)
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 LANGUAGE = "english"
 K1, B = 1.5, 0.75
@@ -109,7 +107,7 @@ class LexicalIndex:
 
     # -- files -------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
-        with (folder / ARRAYS_FILE).open("wb") as handle:
+        with (folder / LEXICAL_ARRAYS).open("wb") as handle:
             np.savez(
                 handle,
                 vocab=self.vocab,
@@ -126,16 +124,16 @@ class LexicalIndex:
             "pattern": self.tokenizer.pattern,
             "stopwords": sorted(self.tokenizer.stopwords),
         }
-        (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=1) + "\n", "utf-8")
+        (folder / LEXICAL_SETTINGS).write_text(json.dumps(settings, indent=1) + "\n", "utf-8")
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
         try:
-            settings = json.loads((folder / SETTINGS_FILE).read_text("utf-8"))
+            settings = json.loads((folder / LEXICAL_SETTINGS).read_text("utf-8"))
             tokenizer = Tokenizer(
                 frozenset(settings["stopwords"]), settings["language"], settings["pattern"]
             )
-            with np.load(folder / ARRAYS_FILE, allow_pickle=False) as arrays:
+            with np.load(folder / LEXICAL_ARRAYS, allow_pickle=False) as arrays:
                 vocab, data, indices, indptr, rowids = (
                     arrays[name] for name in ("vocab", "data", "indices", "indptr", "rowids")
                 )

@@ -13,14 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from semsearch.errors import IndexFolderError
+from semsearch.index.layout import MANIFEST
 from semsearch.index.threshold import problem as threshold_problem
 from semsearch.text import not_utf8
 
 FORMAT_VERSION = 1
-MANIFEST_FILE = "manifest.json"
-VECTORS_FILE = "vectors.faiss"
-RECORDS_FILE = "records.sqlite"
-DATA_FILES = (VECTORS_FILE, RECORDS_FILE)
 
 
 def utc_now() -> str:
@@ -123,7 +120,7 @@ class Manifest:
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
-    def from_json(cls, text: str, source: str = MANIFEST_FILE) -> Manifest:
+    def from_json(cls, text: str, source: str = MANIFEST) -> Manifest:
         """Parse and validate; `source` names the file in error messages."""
         try:
             data = json.loads(text, parse_constant=_refuse_constant)
@@ -171,12 +168,12 @@ class Manifest:
 
     @classmethod
     def read(cls, folder: Path) -> Manifest:
-        path = folder / MANIFEST_FILE
+        path = folder / MANIFEST
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise IndexFolderError(
-                f"{MANIFEST_FILE} is missing from the index folder {folder}: "
+                f"{MANIFEST} is missing from the index folder {folder}: "
                 "run `semsearch index` to build it"
             ) from None
         except (OSError, UnicodeDecodeError) as exc:

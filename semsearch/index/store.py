@@ -22,24 +22,15 @@ from semsearch import atomic
 from semsearch.corpus import Record
 from semsearch.errors import IndexFolderError, InputError
 from semsearch.fingerprint import check as check_fingerprint
-from semsearch.index import threshold
+from semsearch.index import threshold, types
 from semsearch.index.checks import check_counts, checked_manifest
+from semsearch.index.layout import RECORDS, SECOND, VECTORS
 from semsearch.index.lexical import LexicalIndex
-from semsearch.index.manifest import (
-    RECORDS_FILE,
-    VECTORS_FILE,
-    Manifest,
-    utc_now,
-)
-from semsearch.index.ondisk import refuse_edit
+from semsearch.index.manifest import Manifest, utc_now
 from semsearch.index.records import RecordStore
 from semsearch.index.summary import summary
-from semsearch.index.vectors import (
-    VectorIndex,
-    check_params,
-    resolve_type,
-)
-from semsearch.index.views import SECOND_FILE, Parts
+from semsearch.index.types import VectorIndex
+from semsearch.index.views import Parts
 from semsearch.index.writes import (
     Engine,
     Staged,
@@ -127,12 +118,11 @@ class IndexStore:
     def _load(cls, path: Path) -> IndexStore:
         manifest = checked_manifest(path)
         parts, section = Parts.from_json(manifest.parts), manifest.index
-        vectors = VectorIndex.load(path / VECTORS_FILE, section.type, section.params)
-        second = None
-        if parts.second:
-            second = VectorIndex.load(path / SECOND_FILE, section.type, section.params)
+        kind = types.get(section.type)
+        vectors = kind.load(path / VECTORS, section.params)
+        second = kind.load(path / SECOND, section.params) if parts.second else None
         lexical = LexicalIndex.load(path) if parts.lexical else None
-        records = RecordStore.open(path / RECORDS_FILE)
+        records = RecordStore.open(path / RECORDS)
         try:
             check_counts(path, section, records.counts(), vectors, second, lexical)
         except IndexFolderError:
@@ -167,9 +157,7 @@ class IndexStore:
         path = Path(path)
         refuse_foreign(path)
         check_writable(path)
-        resolve_type(index_type, 0)  # bad settings fail before any encoding
-        if index_type != "auto":  # auto's type, and so its valid params, depend on the count
-            check_params(index_type, params)
+        types.check(index_type, params)  # bad settings fail before any encoding
         with write_errors(path), atomic.locked(path), atomic.replacing(path) as staging:
             truncated = write_new(
                 staging,
@@ -268,7 +256,7 @@ class IndexStore:
         With `new_ids` (a corpus whose ids are only row numbers), every record gets a new
         number after the largest one in the index instead, so nothing is replaced."""
         started = time.perf_counter()
-        refuse_edit(self.manifest.index.type, "add")
+        self.vectors.kind.check_editable("add")
         check_fingerprint(self.manifest.encoder, encoder.fingerprint)
         added = updated = truncated = 0
         with self._editing() as staged:
@@ -301,7 +289,7 @@ class IndexStore:
 
     def delete(self, ids: Iterable[str]) -> int:
         """Remove records by user id; returns how many. Unknown ids change nothing."""
-        refuse_edit(self.manifest.index.type, "delete")
+        self.vectors.kind.check_editable("delete")
         wanted = list(dict.fromkeys(ids))
         known = self.records.rowids_of(wanted)
         unknown = [repr(ident) for ident in wanted if ident not in known]
@@ -333,16 +321,15 @@ class IndexStore:
                 raise IndexFolderError(
                     f"{self.path} changed on disk since it was opened: open it again, then write"
                 )
-            section = self.manifest.index
+            section, kind = self.manifest.index, self.vectors.kind
             with atomic.replacing(self.path) as staging:
-                shutil.copyfile(self.path / RECORDS_FILE, staging / RECORDS_FILE)
-                records = RecordStore.open(staging / RECORDS_FILE, writable=True)
+                shutil.copyfile(self.path / RECORDS, staging / RECORDS)
+                records = RecordStore.open(staging / RECORDS, writable=True)
                 try:
                     staged = Staged(
                         records,
-                        VectorIndex.load(self.path / VECTORS_FILE, section.type, section.params),
-                        self.second
-                        and VectorIndex.load(self.path / SECOND_FILE, section.type, section.params),
+                        kind.load(self.path / VECTORS, section.params),
+                        self.second and kind.load(self.path / SECOND, section.params),
                         self.parts,
                     )
                     yield staged

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from semsearch.index.manifest import DATA_FILES, MANIFEST_FILE
-from semsearch.index.ondisk import data_files
+from semsearch.index.layout import MANIFEST
 
 if TYPE_CHECKING:
     from semsearch.index.store import IndexStore
-
-FILES = (MANIFEST_FILE, *DATA_FILES)
 
 
 def summary(store: IndexStore) -> dict[str, Any]:
     """Counts, encoder, index type and parameters, parts, file sizes, threshold, dates."""
     manifest, section = store.manifest, store.manifest.index
+    files = (MANIFEST, *store.parts.data_files(store.vectors.kind))
     return {
         "path": str(store.path),
         "count": section.count,
@@ -29,10 +27,7 @@ def summary(store: IndexStore) -> dict[str, Any]:
         },
         "fields": dict(manifest.fields),
         "parts": store.parts.to_json(),
-        "files": {
-            name: (store.folder / name).stat().st_size
-            for name in (*FILES, *store.parts.files, *data_files(section.type, bool(store.second)))
-        },
+        "files": {name: (store.folder / name).stat().st_size for name in files},
         "threshold": manifest.threshold,
         "format_version": manifest.format_version,
         "semsearch_version": manifest.semsearch_version,

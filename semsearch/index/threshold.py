@@ -11,7 +11,7 @@ against the live entries, and the threshold is
 with the floor and ceiling of the model (BOUNDS, one place); a model not measured gets
 no floor or ceiling, and its rule says so. Measured with bench/no_answer.py on the
 shared FAQ sets (bench/results/no_answer.txt). The generic vectors are kept in the
-folder (GENERIC_FILE, checksummed like every part) so `add` and `delete`, which may
+folder (layout.GENERIC, checksummed like every part) so `add` and `delete`, which may
 have no encoder, estimate again from the entries they leave. A threshold set by
 `semsearch calibrate` (origin "calibrated") is kept as it is by later writes.
 """
@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from semsearch.index import layout
+
 if TYPE_CHECKING:
     from semsearch.index.store import IndexStore
-    from semsearch.index.vectors import VectorIndex
+    from semsearch.index.types import VectorIndex
     from semsearch.index.writes import Staged
 
-GENERIC_FILE = "generic.npy"
 QUANTILE = 0.99
 MARGIN = 0.02
 DIGITS = 6  # the stored value is rounded to this many places
@@ -55,11 +56,11 @@ def generic_questions() -> list[str]:
 
 
 def save_generic(folder: Path, vectors: np.ndarray) -> None:
-    np.save(folder / GENERIC_FILE, np.ascontiguousarray(vectors, dtype=np.float32))
+    np.save(folder / layout.GENERIC, np.ascontiguousarray(vectors, dtype=np.float32))
 
 
 def load_generic(folder: Path) -> np.ndarray:
-    return np.load(folder / GENERIC_FILE, allow_pickle=False)
+    return np.load(folder / layout.GENERIC, allow_pickle=False)
 
 
 def top_cosines(vectors: VectorIndex, queries: np.ndarray, dead: set[int]) -> np.ndarray:

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from semsearch.corpus import BEIR_TEXT, Record
-from semsearch.index.lexical import LEXICAL_FILES
-from semsearch.index.threshold import GENERIC_FILE
+from semsearch.index import layout
+from semsearch.index.types import IndexType
 
-SECOND_FILE = "second.faiss"
 SECOND_VIEWS = ("question", "joint")
 
 
@@ -64,10 +63,20 @@ class Parts:
     def files(self) -> tuple[str, ...]:
         """The files these parts add to the folder."""
         return (
-            (SECOND_FILE,) * bool(self.second)
-            + LEXICAL_FILES * self.lexical
-            + (GENERIC_FILE,) * self.generic
+            (layout.SECOND,) * bool(self.second)
+            + layout.LEXICAL * self.lexical
+            + (layout.GENERIC,) * self.generic
         )
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        """The dense views' FAISS files: vectors.faiss, and the second view's."""
+        return layout.view_files(bool(self.second))
+
+    def data_files(self, kind: IndexType) -> tuple[str, ...]:
+        """Every file of a folder with these parts and an index of type `kind` but its
+        manifest, which checksums them all."""
+        return (*layout.REQUIRED, *self.files, *kind.data_files(self.views))
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -18,24 +18,17 @@ from semsearch import atomic
 from semsearch.cache import sha256_of
 from semsearch.corpus import Record
 from semsearch.errors import IndexFolderError, InputError
-from semsearch.index import threshold
+from semsearch.index import threshold, types
+from semsearch.index.layout import MANIFEST, RECORDS, SECOND, VECTORS
 from semsearch.index.lexical import LexicalIndex
-from semsearch.index.manifest import (
-    DATA_FILES,
-    MANIFEST_FILE,
-    RECORDS_FILE,
-    VECTORS_FILE,
-    IndexSection,
-    Manifest,
-    utc_now,
-)
-from semsearch.index.ondisk import data_files
+from semsearch.index.manifest import IndexSection, Manifest, utc_now
 from semsearch.index.records import TOMBSTONE_PREFIX, RecordStore
-from semsearch.index.vectors import VectorIndex, resolve_params, resolve_type
-from semsearch.index.views import SECOND_FILE, Parts
+from semsearch.index.types import VectorIndex
+from semsearch.index.views import Parts
 
 TOMBSTONE_LIMIT = 0.2
-"""An hnsw index is rebuilt from its live vectors once tombstones exceed this fraction."""
+"""An index that tombstones deleted entries (a type that cannot remove vectors: hnsw)
+is rebuilt from its live vectors once tombstones exceed this fraction."""
 
 
 class VectorEncoder(Protocol):
@@ -183,8 +176,8 @@ class Staged:
             self.records.tombstone(rowids)
 
     def compact(self) -> None:
-        """Rebuild hnsw indexes without their tombstoned vectors once they pass
-        TOMBSTONE_LIMIT."""
+        """Rebuild indexes that tombstone (hnsw) without their tombstoned vectors once
+        these pass TOMBSTONE_LIMIT."""
         dead = self.records.tombstones()
         if not dead or len(dead) <= TOMBSTONE_LIMIT * self.vectors.ntotal:
             return
@@ -212,18 +205,17 @@ def save_folder(
 ) -> None:
     """Write vectors.faiss and the parts' files, then manifest.json with the parts and
     the checksums of every data file."""
-    vectors.save(folder / VECTORS_FILE)
+    vectors.save(folder / VECTORS)
     if generic is not None:
         threshold.save_generic(folder, generic)
     if second is not None:
-        second.save(folder / SECOND_FILE)
+        second.save(folder / SECOND)
     if lexical is not None:
         lexical.save(folder)
-    parts = Parts.from_json(manifest.parts)
-    extra = data_files(manifest.index.type, bool(parts.second))
-    checksums = {name: sha256_of(folder / name) for name in (*DATA_FILES, *parts.files, *extra)}
+    files = Parts.from_json(manifest.parts).data_files(vectors.kind)
+    checksums = {name: sha256_of(folder / name) for name in files}
     manifest = dataclasses.replace(manifest, checksums=checksums)
-    (folder / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
+    (folder / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
 
 
 def semsearch_version() -> str:
@@ -236,7 +228,7 @@ def refuse_foreign(path: Path) -> None:
     """A build replaces `path` wholesale, so it must be new, empty, or an index already."""
     if not path.exists():
         return
-    if path.is_dir() and ((path / MANIFEST_FILE).is_file() or not any(path.iterdir())):
+    if path.is_dir() and ((path / MANIFEST).is_file() or not any(path.iterdir())):
         return
     raise IndexFolderError(
         f"{path} exists and is not a semsearch index folder: give a new or empty folder "
@@ -288,7 +280,7 @@ def write_new(
     truncated = 0
     parts = dataclasses.replace(Parts.choose(fields), generic=True)
     engine = engine or local_engine(encoder, batch_size, show_progress)
-    records = RecordStore.create(staging / RECORDS_FILE)
+    records = RecordStore.create(staging / RECORDS)
     try:
         matrices: list[np.ndarray] = []
         seconds: list[np.ndarray] = []
@@ -301,14 +293,14 @@ def write_new(
         if not matrices:
             raise InputError("no texts to index: the corpus holds no records")
         matrix, ids = np.concatenate(matrices), np.concatenate(rowids)
-        concrete = resolve_type(index_type, len(matrix))
-        resolved = resolve_params(concrete, params, len(matrix), encoder.dim)
-        vectors = VectorIndex.create(concrete, encoder.dim, resolved, training=matrix)
+        kind = types.get(types.resolve_type(index_type, len(matrix)))
+        resolved = kind.resolve_params(params, len(matrix), encoder.dim)
+        vectors = kind.create(encoder.dim, resolved, training=matrix)
         vectors.add(matrix, ids)
         second_vectors = None
         if seconds:
             other = np.concatenate(seconds)
-            second_vectors = VectorIndex.create(concrete, encoder.dim, resolved, training=other)
+            second_vectors = kind.create(encoder.dim, resolved, training=other)
             second_vectors.add(other, ids)
         records.commit()
         lexical = Staged(records, vectors, second_vectors, parts).lexical()
@@ -323,7 +315,7 @@ def write_new(
         updated=now,
         encoder=dict(encoder.fingerprint),
         index=IndexSection(
-            type=concrete, faiss_factory=vectors.factory, count=len(matrix), params=resolved
+            type=kind.name, faiss_factory=vectors.factory, count=len(matrix), params=resolved
         ),
         fields=dict(fields or {}),
         parts=parts.to_json(),

@@ -17,8 +17,7 @@ from typer.testing import CliRunner
 from semsearch.cli.main import app
 from semsearch.errors import IndexFolderError, InputError
 from semsearch.evaluation.data import read_labelled
-from semsearch.index import Manifest
-from semsearch.index.vectors import AUTO_HNSW_THRESHOLD
+from semsearch.index import AUTO_HNSW_THRESHOLD, Manifest
 from semsearch.search import SearchEngine
 
 runner = CliRunner()

@@ -20,8 +20,8 @@ from semsearch.cli.main import app
 from semsearch.config import SearchConfig
 from semsearch.corpus import Record
 from semsearch.errors import ConfigError, IndexFolderError
-from semsearch.index import IndexStore, ondisk
-from semsearch.index.vectors import factory_string, resolve_params
+from semsearch.index import IndexStore
+from semsearch.index.types import ivfpq
 from semsearch.search import SearchEngine
 from tests.index.conftest import Glosses, Lookup
 from tests.index_writer import HashEncoder, make_records
@@ -50,7 +50,7 @@ def hits(store: IndexStore, queries: np.ndarray, k: int = 5) -> list[list[tuple[
 @pytest.fixture
 def shards(monkeypatch: pytest.MonkeyPatch) -> None:
     """Several shards from 1,000 vectors, so the parallel fill and the merge are exercised."""
-    monkeypatch.setattr(ondisk, "SHARD_VECTORS", 300)
+    monkeypatch.setattr(ivfpq, "SHARD_VECTORS", 300)
 
 
 def build(path: Path, count: int = 1000, **params: int) -> IndexStore:
@@ -183,7 +183,7 @@ def test_bad_parameters_are_named(tmp_path: Path, params: dict[str, int], messag
 
 
 def test_default_parameters_follow_the_corpus_size() -> None:
-    assert resolve_params("ivfpq", {}, 50_000, 384) == {
+    assert ivfpq.IVFPQ.resolve_params({}, 50_000, 384) == {
         "nlist": 894,
         "M": 48,
         "nbits": 8,
@@ -191,9 +191,9 @@ def test_default_parameters_follow_the_corpus_size() -> None:
         "opq": 0,
         "rerank": 200,
     }
-    with_opq = resolve_params("ivfpq", {"opq": 1, "rerank": 0}, 1000, 768)
-    assert factory_string("ivfpq", with_opq) == "OPQ96,IVF25,PQ96x8"
-    assert resolve_params("ivfpq", {}, 100_000_000, 384)["nlist"] == 40_000
+    with_opq = ivfpq.IVFPQ.resolve_params({"opq": 1, "rerank": 0}, 1000, 768)
+    assert ivfpq.IVFPQ.factory(with_opq) == "OPQ96,IVF25,PQ96x8"
+    assert ivfpq.IVFPQ.resolve_params({}, 100_000_000, 384)["nlist"] == 40_000
 
 
 FAQ = [

@@ -27,7 +27,7 @@ from semsearch.index import (
     IndexStore,
     Manifest,
 )
-from semsearch.index.vectors import resolve_type
+from semsearch.index.types import resolve_type
 from tests.index.conftest import Glosses, Lookup
 from tests.index_writer import HashEncoder, make_records
 

@@ -1,8 +1,8 @@
 """ivfpq: IVF lists of product-quantised codes in an on-disk FAISS index, for corpora
 whose float32 vectors would not fit in RAM.
 
-Per dense view (stem `vectors`, and `second` where the index has a second view) the
-folder holds:
+Per dense view (`vectors.faiss`, and `second.faiss` where the index has a second view;
+file names in semsearch.index.layout) the folder holds:
 
 - `STEM.faiss`: the coarse centroids, PQ codebooks and OPQ rotation (small, loaded);
 - `STEM.ivfdata`: the inverted lists (ids + PQ codes), memory-mapped by FAISS's
@@ -22,39 +22,31 @@ removed. The lists are written once: entries are not added or deleted in place.
 from __future__ import annotations
 
 import contextlib
-import math
 import mmap
 import os
 import shutil
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import faiss
 import numpy as np
 
 from semsearch.errors import ConfigError, IndexFolderError
-from semsearch.index.vectors import VectorIndex, as_matrix, factory_string, read_faiss
+from semsearch.index import layout
+from semsearch.index.types.base import IndexType, VectorIndex, as_matrix, read_faiss
+from semsearch.index.types.ivf import IVFVectors, default_nlist
 from semsearch.quiet import silenced
 
-IVFPQ = "ivfpq"
 SHARD_VECTORS = 100_000
 """Vectors per shard: each shard is filled by its own thread and written as one file."""
 TRAIN_PER_LIST = 40
 """Training sample: this many vectors per IVF list (FAISS's k-means warns below 39), and
 at least 64 per PQ centroid; never more than the corpus."""
-SUFFIXES = (".ivfdata", ".f16.npy", ".ids.npy")
 _READ_FLAGS = faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY
 # IO_FLAG_MMAP on top made FAISS 1.15 crash on the first search of an on-disk index; the
 # inverted lists, the large part, are memory-mapped by OnDiskInvertedLists either way.
-
-
-def data_files(index_type: str, second: bool) -> tuple[str, ...]:
-    """The files an index of `index_type` keeps beside each view's .faiss file."""
-    if index_type != IVFPQ:
-        return ()
-    stems = ("vectors", "second") if second else ("vectors",)
-    return tuple(stem + suffix for stem in stems for suffix in SUFFIXES)
 
 
 def default_params(count: int, dim: int) -> dict[str, int]:
@@ -66,7 +58,7 @@ def default_params(count: int, dim: int) -> dict[str, int]:
     for 200 questions: nprobe 85 (a sixteenth) 0.878, 171 (an eighth) 0.924, 256 0.943
     with 200 re-ranked (100: 0.866, 0.904, 0.923), at 5-6 ms a question. At 100M
     vectors a fifth of 40,000 lists scans 20M codes a question: set nprobe there."""
-    nlist = max(1, min(round(4 * math.sqrt(count)), count // 39))
+    nlist = default_nlist(count)
     return {
         "nlist": nlist,
         "M": _sub_quantisers(dim),
@@ -82,96 +74,35 @@ def _sub_quantisers(dim: int) -> int:
     return next(m for m in range(max(1, dim // 8), 0, -1) if dim % m == 0)
 
 
-def resolve(given: dict[str, Any], count: int, dim: int) -> dict[str, int]:
-    """Defaults filled in where `given` has None, then checked against the corpus."""
-    resolved = {
-        key: value if given.get(key) is None else given[key]
-        for key, value in default_params(count, dim).items()
-    }
-    problems = []
-    if dim % resolved["M"]:
-        problems.append(f"M={resolved['M']} must divide the vectors' dimension {dim}")
-    if not 1 <= resolved["nbits"] <= 16:
-        problems.append(f"nbits must be between 1 and 16, got {resolved['nbits']}")
-    if resolved["opq"] not in (0, 1):
-        problems.append(f"opq must be 0 (off) or 1 (on), got {resolved['opq']}")
-    if resolved["nlist"] > count:
-        problems.append(
-            f"nlist={resolved['nlist']} needs at least that many vectors to train; "
-            f"the corpus has {count}: lower nlist or use index type flat"
-        )
-    if problems:
-        raise ConfigError(f"ivfpq: {'; '.join(problems)}", setting="index_type")
-    resolved["nprobe"] = min(resolved["nprobe"], resolved["nlist"])
-    return resolved
+def _refuse_edit(what: str) -> None:
+    raise IndexFolderError(
+        f"an ivfpq index cannot {what} entries (its on-disk lists are written once): "
+        "rebuild it with `semsearch index` from the changed corpus"
+    )
 
 
-def refuse_edit(index_type: str, what: str) -> None:
-    """add/delete on an ivfpq index: its on-disk lists are written once."""
-    if index_type == IVFPQ:
-        raise IndexFolderError(
-            f"an ivfpq index cannot {what} entries (its on-disk lists are written once): "
-            "rebuild it with `semsearch index` from the changed corpus"
-        )
-
-
-class OnDiskVectors(VectorIndex):
+class OnDiskVectors(IVFVectors):
     """An ivfpq view: PQ search over memory-mapped lists, then exact re-ranking of the
     best `rerank` candidates from the memory-mapped float16 vectors.
 
     Built in memory (`create`, `add`: filled shards), written by `save`; or opened
     from a folder (`load`), read-only."""
 
-    def __init__(self, index: faiss.Index, params: dict[str, int]) -> None:
-        super().__init__(index, IVFPQ, params)
+    def __init__(self, index: faiss.Index, kind: IndexType, params: dict[str, int]) -> None:
+        super().__init__(index, kind, params)
         self.shards: list[Any] = []  # filled, not yet saved
         self.ids = np.zeros(0, dtype=np.int64)  # sorted
         self.full: np.ndarray = np.zeros((0, int(index.d)), dtype=np.float16)  # by id
         self.source: Path | None = None  # the .faiss file it was opened from
 
-    @classmethod
-    def create_trained(cls, dim: int, params: dict[str, int], training: np.ndarray) -> Any:
-        index = faiss.index_factory(dim, factory_string(IVFPQ, params), faiss.METRIC_INNER_PRODUCT)
-        # Polysemous training (on by default) reorders PQ codes for Hamming-distance
-        # filtering, which this search never uses; it took 75 of 86 s of training at 50k.
-        ivfpq: Any = faiss.downcast_index(faiss.extract_index_ivf(index))
-        ivfpq.do_polysemous_training = False
-        matrix = as_matrix(training, dim, "training vectors")
-        size = max(TRAIN_PER_LIST * params["nlist"], 64 * 2 ** params["nbits"])
-        if len(matrix) > size:
-            chosen = np.random.default_rng(0).choice(len(matrix), size, replace=False)
-            matrix = matrix[np.sort(chosen)]
-        index.train(matrix)
-        return cls(index, params)
-
-    @classmethod
-    def open(cls, path: Path, params: dict[str, int]) -> OnDiskVectors:
-        with silenced(1):
-            index = read_faiss(path, _READ_FLAGS)
-        opened = cls(index, params)
-        opened.source = path
-        stem = path.with_suffix("")
-        try:
-            opened.full = _mapped(Path(f"{stem}.f16.npy"))
-            opened.ids = _mapped(Path(f"{stem}.ids.npy"))
-        except (OSError, ValueError) as exc:
-            raise IndexFolderError(
-                f"{stem}.f16.npy cannot be read ({exc}): rebuild the index"
-            ) from None
-        return opened
-
     @property
     def ntotal(self) -> int:
         return len(self.ids)
 
-    @property
-    def can_remove(self) -> bool:
-        return False
-
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         """Fill copies of the trained index with shards of `vectors`, in parallel."""
         if self.source is not None:
-            refuse_edit(IVFPQ, "add")
+            _refuse_edit("add")
         matrix = as_matrix(vectors, self.dim, "vectors")
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         starts = range(0, len(matrix), SHARD_VECTORS)
@@ -231,37 +162,127 @@ class OnDiskVectors(VectorIndex):
             return np.zeros(0, dtype=np.float32)
         return np.asarray(self._rows(ids) @ query[0], dtype=np.float32)
 
-    def without(self, dead: Any) -> VectorIndex:
-        refuse_edit(IVFPQ, "delete")
+    def remove(self, ids: np.ndarray) -> int:
+        _refuse_edit("delete")
+        raise AssertionError("unreachable")
+
+    def without(self, dead: Collection[int]) -> VectorIndex:
+        _refuse_edit("delete")
         raise AssertionError("unreachable")
 
     def save(self, path: Path) -> None:
         """Write STEM.faiss and its data files; an opened index links (or copies) its
         files, a built one merges its shards through files in the same folder."""
-        stem = path.with_suffix("")
         if self.source is not None:
-            source = self.source.with_suffix("")
-            for suffix in (".faiss", *SUFFIXES):
-                _link_or_copy(Path(f"{source}{suffix}"), Path(f"{stem}{suffix}"))
+            for suffix in (layout.FAISS, *layout.IVFPQ_SUFFIXES):
+                _link_or_copy(_beside(self.source, suffix), _beside(path, suffix))
             return
-        shard_files = [Path(f"{stem}.shard-{i}.faiss") for i in range(len(self.shards))]
+        shard_files = [layout.shard_file(path, i) for i in range(len(self.shards))]
         merged = faiss.clone_index(self.index)
         try:
             for shard, name in zip(self.shards, shard_files, strict=True):
                 faiss.write_index(shard, str(name))
             from faiss.contrib.ondisk import merge_ondisk
 
+            lists_file = _beside(path, layout.IVFDATA)
             with silenced(1):
-                merge_ondisk(merged, [str(n) for n in shard_files], f"{stem}.ivfdata")
+                merge_ondisk(merged, [str(n) for n in shard_files], str(lists_file))
             ivf: Any = faiss.extract_index_ivf(merged)
             lists: Any = faiss.downcast_InvertedLists(ivf.invlists)
-            lists.filename = f"{stem.name}.ivfdata"  # found beside the .faiss on read
+            lists.filename = lists_file.name  # found beside the .faiss on read
             faiss.write_index(merged, str(path))
         finally:
             for name in shard_files:
                 name.unlink(missing_ok=True)
-        np.save(f"{stem}.f16.npy", self.full)
-        np.save(f"{stem}.ids.npy", self.ids)
+        np.save(_beside(path, layout.FULL_VECTORS), self.full)
+        np.save(_beside(path, layout.VECTOR_IDS), self.ids)
+
+
+class IVFPQType(IndexType):
+    name = "ivfpq"
+    # None: derived from the corpus size and dimension by default_params.
+    defaults: ClassVar[dict[str, int | None]] = dict.fromkeys(
+        ("nlist", "M", "nbits", "nprobe", "opq", "rerank")
+    )
+    zero_allowed = frozenset({"opq", "rerank"})  # 0: no OPQ rotation, no exact re-ranking
+    removes = False
+    view_class = OnDiskVectors
+
+    def derive(self, given: dict[str, Any], count: int, dim: int) -> dict[str, Any]:
+        """Defaults filled in where `given` has None, then checked against the corpus."""
+        resolved = {
+            key: value if given.get(key) is None else given[key]
+            for key, value in default_params(count, dim).items()
+        }
+        problems = []
+        if dim % resolved["M"]:
+            problems.append(f"M={resolved['M']} must divide the vectors' dimension {dim}")
+        if not 1 <= resolved["nbits"] <= 16:
+            problems.append(f"nbits must be between 1 and 16, got {resolved['nbits']}")
+        if resolved["opq"] not in (0, 1):
+            problems.append(f"opq must be 0 (off) or 1 (on), got {resolved['opq']}")
+        if resolved["nlist"] > count:
+            problems.append(
+                f"nlist={resolved['nlist']} needs at least that many vectors to train; "
+                f"the corpus has {count}: lower nlist or use index type flat"
+            )
+        if problems:
+            raise ConfigError(f"ivfpq: {'; '.join(problems)}", setting="index_type")
+        resolved["nprobe"] = min(resolved["nprobe"], resolved["nlist"])
+        return resolved
+
+    def factory(self, params: dict[str, int]) -> str:
+        opq = f"OPQ{params['M']}," if params["opq"] else ""
+        return f"{opq}IVF{params['nlist']},PQ{params['M']}x{params['nbits']}"
+
+    def create(
+        self, dim: int, params: dict[str, int], training: np.ndarray | None = None
+    ) -> VectorIndex:
+        """An empty index trained on a sample of `training`."""
+        if training is None:
+            raise ValueError("an ivfpq index must be trained on vectors")
+        index = faiss.index_factory(dim, self.factory(params), faiss.METRIC_INNER_PRODUCT)
+        # Polysemous training (on by default) reorders PQ codes for Hamming-distance
+        # filtering, which this search never uses; it took 75 of 86 s of training at 50k.
+        ivfpq: Any = faiss.downcast_index(faiss.extract_index_ivf(index))
+        ivfpq.do_polysemous_training = False
+        matrix = as_matrix(training, dim, "training vectors")
+        size = max(TRAIN_PER_LIST * params["nlist"], 64 * 2 ** params["nbits"])
+        if len(matrix) > size:
+            chosen = np.random.default_rng(0).choice(len(matrix), size, replace=False)
+            matrix = matrix[np.sort(chosen)]
+        index.train(matrix)
+        return OnDiskVectors(index, self, params)
+
+    def load(self, path: Path, params: dict[str, int]) -> VectorIndex:
+        """Open a view read-only: its lists and float16 vectors stay on disk, mapped."""
+        with silenced(1):
+            index = read_faiss(path, _READ_FLAGS)
+        opened = OnDiskVectors(index, self, params)
+        opened.source = path
+        full = _beside(path, layout.FULL_VECTORS)
+        try:
+            opened.full = _mapped(full)
+            opened.ids = _mapped(_beside(path, layout.VECTOR_IDS))
+        except (OSError, ValueError) as exc:
+            raise IndexFolderError(f"{full} cannot be read ({exc}): rebuild the index") from None
+        return opened
+
+    def data_files(self, views: Sequence[str]) -> tuple[str, ...]:
+        return tuple(
+            layout.beside(view, suffix) for view in views for suffix in layout.IVFPQ_SUFFIXES
+        )
+
+    def check_editable(self, what: str) -> None:
+        """Its on-disk lists are written once: no add or delete."""
+        _refuse_edit(what)
+
+
+IVFPQ = IVFPQType()
+
+
+def _beside(view: Path, suffix: str) -> Path:
+    return view.with_name(layout.beside(view.name, suffix))
 
 
 def _mapped(path: Path) -> np.ndarray:
