@@ -2,10 +2,10 @@
 
 The whole text-to-vector graph (transformer, layer choice, pooling) is exported with
 `torch.onnx`, its attention, LayerNorm and GELU are fused by ONNX Runtime's transformer
-optimizer, and for `onnx-int8` its weights are quantized per channel with
-`quantize_dynamic`. Each result lives in its own cache folder named by a hash of the
-weights and every export setting, written through `atomic.replacing`, so a killed export
-leaves nothing a later run would load.
+optimizer, and for `onnx-int8` its weights are quantized per channel to 7 bits with
+`quantize_dynamic` (each text then runs alone: `RowwiseOnnxRunner`). Each result lives
+in its own cache folder named by a hash of the weights and every export setting, written
+through `atomic.replacing`, so a killed export leaves nothing a later run would load.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from semsearch import atomic
 from semsearch.cache import cache_root
 from semsearch.config import EncoderConfig
 from semsearch.encoders.base import ModelSpec
-from semsearch.encoders.runners import OnnxRunner, require_onnxruntime
+from semsearch.encoders.runners import OnnxRunner, RowwiseOnnxRunner, require_onnxruntime
 from semsearch.errors import ConfigError
 from semsearch.models import settings_sha256, weights_sha256
 
@@ -47,6 +47,7 @@ OPSET = 17
 MODEL_FILE = "model.onnx"
 INFO_FILE = "export.json"
 TOKENIZER_FILE = "tokenizer.json"
+INT8_SCHEME = "dynamic-s7-per-channel-rowwise"  # in int8's cache key: old int8 files differ
 EXPORT_TOLERANCE = 1e-4  # fp32 graph vs torch on the sample batch; larger means a bad export
 
 
@@ -85,6 +86,8 @@ def export_key(settings: dict[str, Any], precision: str) -> str:
         "versions": _versions(),
         **settings,
     }
+    if precision == "int8":
+        described["int8_scheme"] = INT8_SCHEME
     text = json.dumps(described, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
@@ -97,14 +100,19 @@ def export_folder(config: EncoderConfig, folder: Path, precision: str) -> Path:
 
 @dataclass(frozen=True)
 class Export:
-    """A cached export: the ONNX file, the model's spec, and its tokenizer.json (None for
-    a model with only a slow tokenizer, which then needs transformers to tokenise)."""
+    """A cached export: the ONNX file, the model's spec, its tokenizer.json (None for a
+    model with only a slow tokenizer, which then needs transformers to tokenise), and
+    its precision (fp32 or int8)."""
 
     path: Path
     spec: ModelSpec
     tokenizer: Path | None
+    precision: str
 
-    def runner(self, threads: int, spinning: bool = True) -> OnnxRunner:
+    def runner(self, threads: int, spinning: bool = True) -> OnnxRunner | RowwiseOnnxRunner:
+        """int8 runs each text alone: its activation scales must not see the batch."""
+        if self.precision == "int8":
+            return RowwiseOnnxRunner(self.path, self.spec.input_names, threads)
         return OnnxRunner(self.path, self.spec.input_names, threads, spinning)
 
 
@@ -120,7 +128,7 @@ def find_export(config: EncoderConfig, folder: Path, precision: str) -> Export |
     if not model.is_file():
         return None
     tokenizer = target / TOKENIZER_FILE
-    return Export(model, spec, tokenizer if tokenizer.is_file() else None)
+    return Export(model, spec, tokenizer if tokenizer.is_file() else None, precision)
 
 
 @contextlib.contextmanager
@@ -207,10 +215,14 @@ def _export_fp32(
 
 
 def _quantize_int8(source: Path, target: Path) -> None:
-    """Dynamic int8: weights per output channel, activations quantized at run time.
+    """Dynamic int8: weights per output channel, activations quantized at run time
+    (per text: `RowwiseOnnxRunner` runs each alone).
 
     Only MatMuls with a constant weight are quantized (not attention's Q.K and A.V),
-    and embeddings stay fp32: both keep int8 vectors at cosine > 0.99 to fp32.
+    and embeddings stay fp32: both keep int8 vectors at cosine > 0.99 to fp32. Weights
+    use 7 bits (`reduce_range`): u8 activations times s8 weights summed in pairs then fit
+    in int16, so CPUs without VNNI (AVX2's vpmaddubsw saturates there) compute the same
+    integers as those with it, instead of clipping some sums.
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -226,6 +238,7 @@ def _quantize_int8(source: Path, target: Path) -> None:
                 str(target),
                 weight_type=QuantType.QInt8,
                 per_channel=True,
+                reduce_range=True,
                 op_types_to_quantize=["MatMul", "Attention"],
                 extra_options={
                     "MatMulConstBOnly": True,

@@ -11,7 +11,9 @@ import contextlib
 import importlib.util
 import os
 import sys
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -132,38 +134,84 @@ def joined(outputs: Sequence[Any]) -> np.ndarray:
     return np.concatenate([np.asarray(o) for o in outputs])
 
 
+def onnx_session(path: Path, threads: int, spinning: bool = True) -> Any:
+    """An ONNX Runtime CPU session on `path` with `threads` intra-op threads."""
+    require_onnxruntime()
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    # Spinning idle threads answer the next call sooner (one question: 4.5 against
+    # 6.3 ms; batches 10% faster), but on a few shared cores they starve the server's
+    # event loop (a question's p50 while a big request ran: 220 ms spinning, 79 ms
+    # not, bench/serve_load.py --modes maximal), so `serve` turns them off.
+    options.add_session_config_entry("session.intra_op.allow_spinning", str(int(spinning)))
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ConfigError(
+            f"ONNX Runtime cannot load {path}: {exc}. Delete that folder to export again"
+        ) from None
+
+
 class OnnxRunner:
     """One ONNX Runtime session: padded int64 batches in, float32 vectors out."""
 
     def __init__(
         self, path: Path, names: Sequence[str], threads: int, spinning: bool = True
     ) -> None:
-        require_onnxruntime()
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        # Spinning idle threads answer the next call sooner (one question: 4.5 against
-        # 6.3 ms; batches 10% faster), but on a few shared cores they starve the server's
-        # event loop (a question's p50 while a big request ran: 220 ms spinning, 79 ms
-        # not, bench/serve_load.py --modes maximal), so `serve` turns them off.
-        options.add_session_config_entry("session.intra_op.allow_spinning", str(int(spinning)))
-        try:
-            self.session = ort.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ConfigError(
-                f"ONNX Runtime cannot load {path}: {exc}. Delete that folder to export again"
-            ) from None
+        self.session = onnx_session(path, threads, spinning)
         self.names = list(names)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         feeds = {name: batch[name] for name in self.names}
         return np.asarray(self.session.run(None, feeds)[0], dtype=np.float32)
+
+
+class RowwiseOnnxRunner:
+    """Runs every row of a padded batch alone, without its padding, on `threads`
+    single-threaded calls at once: the vector of a text is then the same whatever the
+    batch, however it is padded and on however many threads.
+
+    The int8 graph needs this: dynamic quantization scales its activations by the
+    minimum and maximum of the whole input tensor, so in a batch every row's vector
+    would depend on its neighbours and on the padding. Alone, a row's scales are its
+    own. It costs no speed: per text, int8 rows alone take the CPU time of padded
+    batches of 32 (which waste work on padding), and two single-threaded calls at once
+    kept two busy cores fuller than one two-threaded call on a batch.
+    """
+
+    def __init__(self, path: Path, names: Sequence[str], threads: int) -> None:
+        self.session = onnx_session(path, threads=1)
+        self.names = list(names)
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _row(self, batch: dict[str, np.ndarray], row: int, length: int) -> np.ndarray:
+        feeds = {
+            name: np.ascontiguousarray(batch[name][row : row + 1, :length]) for name in self.names
+        }
+        return np.asarray(self.session.run(None, feeds)[0], dtype=np.float32)
+
+    def _workers(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="onnx-row")
+            return self._pool
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        lengths = batch["attention_mask"].sum(axis=1).tolist()  # right-padded rows
+        if len(lengths) == 1 or self.threads == 1:
+            rows = [self._row(batch, i, n) for i, n in enumerate(lengths)]
+        else:
+            rows = list(
+                self._workers().map(self._row, [batch] * len(lengths), range(len(lengths)), lengths)
+            )
+        return np.concatenate(rows)
 
 
 class TorchRunner:

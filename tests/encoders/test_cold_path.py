@@ -146,15 +146,52 @@ def _no_torch(*args: object) -> None:
     raise AssertionError("the cached encoder loaded the model in torch")
 
 
+INT8_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8")
+"""The CPU features that pick ONNX Runtime's kernels (MLAS) on x86."""
+INT8_ACROSS_CPUS = (0.035, 0.985)  # max abs difference, min cosine; see the test
+
+
+def cpu_isa() -> str:
+    """This CPU's kernel-picking features, as stored beside the int8 reference."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            line = next(line for line in handle if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return "unknown"
+    flags = set(line.split(":", 1)[1].split())
+    return " ".join(flag for flag in INT8_ISA_FLAGS if flag in flags)
+
+
 @pytest.mark.real
 @pytest.mark.parametrize("backend", ["torch", "onnx", "onnx-int8"])
 def test_vectors_match_the_committed_reference(minilm_folder: Path, backend: str) -> None:
-    """tests/data/minilm-vectors.npz holds vectors from the code before the torch-free
-    path existed (commit 8844779), encoded in batches of 8 (int8's activation scales
-    depend on the batch): the default model must give the same numbers."""
+    """tests/data/minilm-vectors.npz holds the default model's vectors of the FAQ rows:
+    torch and onnx from the code before the torch-free path existed (commit 8844779);
+    onnx-int8 rewritten when int8 began to run each text alone with 7-bit weights, by
+
+        v = load_encoder(model=MINILM, backend="onnx-int8").encode(texts)[picked]
+
+    saved as "onnx-int8" with `cpu_isa()` as "onnx-int8-isa".
+
+    fp32 vectors match to 1e-6 on any CPU. int8 ones match to 1e-6 on a CPU with the
+    same kernel-picking features as the one that wrote them, and only approximately on
+    others: 7-bit weights make the integer products the same with or without VNNI, but
+    the fp32 steps between them (LayerNorm, GELU, softmax, the quantization scales) run
+    other kernels on other instruction sets, and int8 turns their last-bit differences
+    into whole quantization steps. Measured on the reference texts by scaling the
+    embedding output by 1 +- 1 to 3 ulp (the size of those differences): int8 vectors
+    moved by up to 0.0176 (max abs), cosine down to 0.9929, in 18 to 27 of 62 texts,
+    while fp32 ones moved by 1.8e-7. Elsewhere the test allows twice that:
+    `INT8_ACROSS_CPUS`."""
     reference = np.load(REFERENCE)
     texts = [str(text) for text in reference["texts"]]
-    for _ in range(2):  # the first load may export; the second reads the cache
+    exact = backend != "onnx-int8" or str(reference["onnx-int8-isa"]) == cpu_isa()
+    for batch_size in (8, 32):  # the first load may export; the second reads the cache
         encoder = load_encoder(model=str(minilm_folder), backend=backend)
-        vectors = encoder.encode(texts, batch_size=8)[reference["picked"]]
-        assert np.abs(vectors - reference[backend]).max() < 1e-6
+        vectors = encoder.encode(texts, batch_size=batch_size)[reference["picked"]]
+        if exact:
+            assert np.abs(vectors - reference[backend]).max() < 1e-6
+        else:
+            largest, lowest_cosine = INT8_ACROSS_CPUS
+            assert np.abs(vectors - reference[backend]).max() < largest
+            assert (vectors * reference[backend]).sum(axis=1).min() > lowest_cosine
