@@ -32,15 +32,16 @@ Cases (``--only`` picks some):
 The ONNX exports are cached in one folder for the whole run (``SEMSEARCH_CACHE``;
 ``--cache``, default ``semsearch-cold-cache`` in the system temp folder), and every
 command runs once untimed first (the embed commands on the first 256 glosses), so no
-timed run pays for an export or a cold page cache. The warm-up outputs are also
-compared: the reference's top 5 ids against semsearch's, and the embed vectors
-against the reference's.
+timed run pays for an export or a cold page cache. The outputs are also compared:
+the reference's top 5 ids against semsearch's (their last runs), and the embed
+warm-up vectors against the reference's.
 
 Run it from the repository root::
 
     .venv/bin/python bench/cold.py                        # all cases, bench/results/cold.txt
     .venv/bin/python bench/cold.py --only query,serve --repeats 9
     .venv/bin/python bench/cold.py --repeats 1 --embed-repeats 1 --glosses 2000 --out /tmp/c.txt
+    .venv/bin/python bench/cold.py --smoke   # query only, 1 run, a tiny model's index, no warm-up
 """
 
 from __future__ import annotations
@@ -69,11 +70,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import _common
 import numpy as np
+from _common import FAQ, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-GLOSSES = ROOT.parent / "shared" / "data" / "wordnet_glosses" / "glosses.jsonl"
-FAQ = ROOT / "examples" / "faq.csv"
+GLOSSES = _common.DATA / "wordnet_glosses" / "glosses.jsonl"
 CASES = ("query", "tokens", "similarity", "serve", "embed")
 SHORT_CASES = CASES[:4]
 QUESTION = "how can I get my notes out as PDF?"
@@ -83,7 +84,6 @@ TOP_K = 5
 WARMUP_GLOSSES = 256
 QUERY_TARGET = 0.15  # semsearch query / reference, at most
 EMBED_TARGETS = {"onnx": 1.6, "onnx-int8": 3.0}  # reference / semsearch, at least
-NOISY_SPREAD = 1.25  # slowest run / fastest run of one side above this: the machine was busy
 SHORT_TIMEOUT = 600.0  # seconds for one short command
 EMBED_TIMEOUT = 3600.0  # seconds for one embed command
 URL_RE = re.compile(r" at (https?://[^\s/]+)")
@@ -168,8 +168,9 @@ class Side:
 
     name: str
     command: list[str]
-    measure: Callable[[], float]
+    measure: Callable[[], tuple[float, str]]  # wall seconds and stdout of one run
     runs: list[float] = field(default_factory=list)
+    output: str = ""  # stdout of the last run
 
     @property
     def median(self) -> float:
@@ -181,7 +182,7 @@ class Side:
 
     @property
     def noisy(self) -> bool:
-        return max(self.runs) / min(self.runs) > NOISY_SPREAD
+        return _common.noisy(self.runs)
 
 
 class Report:
@@ -195,8 +196,7 @@ class Report:
         print(line, flush=True)
 
     def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(self.lines) + "\n", encoding="utf-8")
+        _common.write_result(path, "\n".join(self.lines) + "\n")
 
 
 # -- inputs -----------------------------------------------------------------------------
@@ -219,10 +219,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--out",
         type=Path,
-        default=ROOT / "bench" / "results" / "cold.txt",
+        default=None,
         help="also write the report here (default bench/results/cold.txt)",
     )
+    _common.add_smoke_options(parser)
     args = parser.parse_args(argv)
+    if args.smoke:  # one run of `query` and its reference, no untimed warm-up
+        args.only, args.repeats = "query", 1
+    args.out = _common.results_path("bench/cold.py", args.out, "cold.txt", args.smoke)
     for name in ("repeats", "embed_repeats", "glosses"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -363,7 +367,8 @@ def rounds(sides: list[Side], repeats: int, what: str) -> None:
     """The sides interleaved: A B C, A B C, ... so load hits them alike."""
     for round_number in range(1, repeats + 1):
         for side in sides:
-            side.runs.append(side.measure())
+            seconds, side.output = side.measure()
+            side.runs.append(seconds)
             progress(f"{what} round {round_number}/{repeats}: {side.name} {side.runs[-1]:.2f} s")
 
 
@@ -379,6 +384,7 @@ class Plan:
     python: str
     semsearch: str
     work: Path
+    model: Path | None = None  # the index's encoder (--smoke: a tiny one); default MiniLM
 
     @property
     def index(self) -> Path:
@@ -397,7 +403,8 @@ class Plan:
             (self.work / name).write_text(source, encoding="utf-8")
 
     def build(self) -> list[str]:
-        return [self.semsearch, "index", str(FAQ), "-o", str(self.index), "--quiet"]
+        model = ["--model", str(self.model)] if self.model else []
+        return [self.semsearch, "index", str(FAQ), "-o", str(self.index), "--quiet", *model]
 
     def prepare(self) -> list[str]:
         script = str(self.work / "prepare.py")
@@ -441,12 +448,14 @@ class Plan:
         return made
 
 
-def timed_process(command: list[str], env: dict[str, str], timeout: float) -> Callable[[], float]:
-    return lambda: run(command, env, timeout)[0]
+def timed_process(
+    command: list[str], env: dict[str, str], timeout: float
+) -> Callable[[], tuple[float, str]]:
+    return lambda: run(command, env, timeout)
 
 
-def timed_serve(command: list[str], env: dict[str, str]) -> Callable[[], float]:
-    return lambda: serve_startup(command, env, SHORT_TIMEOUT)
+def timed_serve(command: list[str], env: dict[str, str]) -> Callable[[], tuple[float, str]]:
+    return lambda: (serve_startup(command, env, SHORT_TIMEOUT), "")
 
 
 # -- the cases --------------------------------------------------------------------------
@@ -476,18 +485,17 @@ def short_cases(
                 Side(f"semsearch {case}", command, timed_process(command, env, SHORT_TIMEOUT))
             )
 
-    progress("warm-up: one untimed run of every command")
-    _, reference_out = run(reference_command, env, SHORT_TIMEOUT)
+    if not args.smoke:
+        progress("warm-up: one untimed run of every command")
+        for side in sides:
+            _, side.output = side.measure()
+    rounds(sides, args.repeats, "short cases")
     checks = [
         f"index built in {build_seconds:.1f} s (untimed); the reference ranks {stored} vectors"
     ]
     for side in sides[1:]:
         if side.command[1] == "query":
-            _, query_out = run(side.command, env, SHORT_TIMEOUT)
-            checks.append(top_ids_check(query_out, reference_out))
-        else:
-            side.measure()
-    rounds(sides, args.repeats, "short cases")
+            checks.append(top_ids_check(side.output, reference.output))
 
     out(f"cold one-shot processes: {args.repeats} run(s) each, interleaved; wall seconds")
     out(f"  {'side':34} {'median':>7} {'min':>7}  {'vs reference (median, min)':>27}  target")
@@ -501,7 +509,7 @@ def short_cases(
             out(f"{line}  {'':27}  (for scale: reference {reference.median:.2f} s)")
             continue
         ratio = side.median / reference.median
-        line += f"  {ratio:17.3f}x {side.best / reference.best:8.3f}x"
+        line += f"  {_common.ratio(ratio, 17, 3)} {_common.ratio(side.best / reference.best, 8, 3)}"
         if side.command[1] == "query":
             met = "met" if ratio <= QUERY_TARGET else "NOT met"
             line += f"  <= {QUERY_TARGET:.2f}x: {met}"
@@ -586,7 +594,8 @@ def embed_case(args: argparse.Namespace, plan: Plan, env: dict[str, str], out: R
             continue
         speedup = reference.median / side.median
         met = "met" if speedup >= target else "NOT met"
-        out(f"{line}  {speedup:13.2f}x {reference.best / side.best:8.2f}x  >= {target:.1f}x: {met}")
+        cells = f"{_common.ratio(speedup, 13, 2)} {_common.ratio(reference.best / side.best, 8, 2)}"
+        out(f"{line}  {cells}  >= {target:.1f}x: {met}")
     for check in checks:
         out(f"  check: {check}")
     footer(sides, out)
@@ -594,13 +603,10 @@ def embed_case(args: argparse.Namespace, plan: Plan, env: dict[str, str], out: R
 
 def footer(sides: list[Side], out: Report) -> None:
     for side in sides:
-        out(f"    runs {side.name}: {[round(seconds, 3) for seconds in side.runs]}")
+        out(_common.runs_line(side.name, [round(seconds, 3) for seconds in side.runs]))
     noisy = [side.name for side in sides if side.noisy]
     if noisy:
-        out(
-            f"  warning: runs of {', '.join(noisy)} differ by more than "
-            f"{NOISY_SPREAD - 1:.0%}: the machine was busy; rerun when it is idle"
-        )
+        out(_common.noisy_warning(noisy))
     out()
 
 
@@ -674,7 +680,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Report()
     work = Path(tempfile.mkdtemp(prefix="semsearch-cold-"))
     try:
-        plan = Plan(*executables(), work)
+        plan = Plan(*executables(), work, _common.smoke_model(args) if args.smoke else None)
         plan.write_scripts()
         header(args.cases, plan, env, out)
         short = [case for case in SHORT_CASES if case in args.cases]
