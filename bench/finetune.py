@@ -18,6 +18,7 @@ Run it from the repository root::
 
     .venv/bin/python bench/finetune.py                     # bench/results/finetune.txt
     .venv/bin/python bench/finetune.py --only covidqa-self --out /tmp/f.txt
+    .venv/bin/python bench/finetune.py --smoke   # a tiny model on examples/beir-sample
 """
 
 from __future__ import annotations
@@ -33,29 +34,28 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+import _common
+from _common import DATA, ROOT
+
 SEMSEARCH = [sys.executable, "-m", "semsearch"]
 CASES = ("covidqa-self", "covidqa-logs", "stackfaq-self")
+SMOKE_CASE = "sample-self"  # --smoke: examples/beir-sample, a tiny model, a few small steps
 
 
 def command(*args: object) -> dict:
     """Run `semsearch ARGS --json --quiet`; its JSON, with the command line and wall time."""
     argv = [*SEMSEARCH, *(str(a) for a in args), "--json", "--quiet"]
-    started = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
+    with _common.Stopwatch() as watch:
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         raise SystemExit(f"failed: {shlex.join(argv)}\n{done.stderr}")
     result = json.loads(done.stdout)
-    result["_wall"] = time.perf_counter() - started
+    result["_wall"] = watch.seconds
     result["_command"] = "semsearch " + shlex.join(str(a) for a in args)
     return result
-
-
-def load() -> float:
-    return os.getloadavg()[0]
 
 
 def halves(source: Path, scratch: Path) -> Path:
@@ -75,12 +75,14 @@ def halves(source: Path, scratch: Path) -> Path:
     return folder
 
 
-def case(name: str, data: Path, scratch: Path, pairs: Path | None = None) -> list[str]:
+def case(
+    name: str, data: Path, scratch: Path, pairs: Path | None = None, extra: Sequence[object] = ()
+) -> list[str]:
     model = scratch / f"model-{name}"
-    extra: list[object] = ["--pairs", pairs] if pairs else []
-    before_load = load()
+    extra = [*extra, *(["--pairs", pairs] if pairs else [])]
+    before_load = _common.load_average()
     tuned = command("finetune", data, "-o", model, *extra)
-    after_load = load()
+    after_load = _common.load_average()
     scores = {
         label: command("eval", "retrieval", data, "--model", chosen, "--mode", "dense")
         for label, chosen in (("base", tuned["base"]["model"]), ("tuned", model))
@@ -108,8 +110,14 @@ def case(name: str, data: Path, scratch: Path, pairs: Path | None = None) -> lis
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(CASES), help="comma-separated cases")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "finetune.txt")
+    parser.add_argument("--out", type=Path, default=None, help="bench/results/finetune.txt")
+    _common.add_smoke_options(parser)
     options = parser.parse_args()
+    options.out = _common.results_path(
+        "bench/finetune.py", options.out, "finetune.txt", options.smoke
+    )
+    if options.smoke:
+        options.only = ""
     chosen = [name.strip() for name in options.only.split(",") if name.strip()]
     unknown = set(chosen) - set(CASES)
     if unknown:
@@ -122,6 +130,11 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory(prefix="semsearch-bench-finetune-") as folder:
         scratch = Path(folder)
+        if options.smoke:
+            base = _common.smoke_model(options)
+            small = ["--base", base, "--batch-size", 4, "--max-seq-length", 32]
+            lines += case(SMOKE_CASE, _common.EXAMPLES / "beir-sample", scratch, extra=small)
+            print("\n".join(lines[-9:]), file=sys.stderr)
         for name in chosen:
             source = DATA / ("stackfaq" if name.startswith("stackfaq") else "covidqa_faq")
             if not source.is_dir():
@@ -133,7 +146,11 @@ def main() -> None:
             else:
                 lines += case(name, source, scratch)
             print("\n".join(lines[-9:]), file=sys.stderr)
-            options.out.write_text("\n".join(lines))  # after each case: a long run keeps some
+            _common.write_result(
+                options.out, "\n".join(lines)
+            )  # after each case: a long run keeps some
+    if options.smoke:
+        _common.write_result(options.out, "\n".join(lines))
     print(f"written: {options.out}", file=sys.stderr)
 
 
