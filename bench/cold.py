@@ -213,8 +213,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--cache",
         type=Path,
-        default=Path(tempfile.gettempdir()) / "semsearch-cold-cache",
-        help="SEMSEARCH_CACHE for every process (default: semsearch-cold-cache in the temp dir)",
+        default=None,
+        help="SEMSEARCH_CACHE for every process (default: semsearch-cold-cache in the temp dir;"
+        " --smoke: $SEMSEARCH_CACHE where set)",
     )
     parser.add_argument(
         "--out",
@@ -227,6 +228,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.smoke:  # one run of `query` and its reference, no untimed warm-up
         args.only, args.repeats = "query", 1
     args.out = _common.results_path("bench/cold.py", args.out, "cold.txt", args.smoke)
+    if args.cache is None:
+        inherited = os.environ.get("SEMSEARCH_CACHE") if args.smoke else None
+        args.cache = Path(inherited or Path(tempfile.gettempdir()) / "semsearch-cold-cache")
     for name in ("repeats", "embed_repeats", "glosses"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
