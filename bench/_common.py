@@ -9,9 +9,12 @@ bench/, first on the path), so ``python bench/X.py`` works from any folder.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -188,3 +191,29 @@ def noisy_warning(names: Sequence[str]) -> str:
         f"  warning: runs of {', '.join(names)} differ by more than "
         f"{NOISY_SPREAD - 1:.0%}: the machine was busy; rerun when it is idle"
     )
+
+
+# -- semsearch commands -----------------------------------------------------------------
+def semsearch(
+    args: Sequence[object], in_process: bool = False, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """`semsearch ARGS` with its exit code, stdout and stderr: a fresh process, or at smoke
+    size (``in_process``) the same command line inside this process, where the libraries
+    and the model are already loaded (a fresh Python importing torch costs seconds)."""
+    argv = [str(arg) for arg in args]
+    if not in_process:
+        command = [sys.executable, "-m", "semsearch", *argv]
+        return subprocess.run(command, capture_output=True, text=True, cwd=cwd)
+    from semsearch.cli.main import app
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            app(args=argv, prog_name="semsearch")
+            code: object = 0
+        except SystemExit as exit:
+            code = exit.code
+    if not isinstance(code, int):
+        err.write(f"{code}\n" if code is not None else "")
+        code = 0 if code is None else 1
+    return subprocess.CompletedProcess(["semsearch", *argv], code, out.getvalue(), err.getvalue())

@@ -4,7 +4,8 @@ command, run here in its own process with --json, and the table is printed as ma
     python bench/eval.py                      # everything (about 15 minutes on 2 CPU cores)
     python bench/eval.py --only sts           # rows whose command contains 'sts'
     python bench/eval.py --out bench/results/eval.json
-    python bench/eval.py --smoke              # 3 rows on examples/ with a tiny model
+    python bench/eval.py --smoke              # 3 rows on examples/ with a tiny model,
+                                              # the commands inside this process
 
 Reads ../shared/data (relative to the project root) and exits with a message where it is
 absent. The sweep writes bench/results/sweep-minilm.png.
@@ -16,12 +17,10 @@ import argparse
 import json
 import platform
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
 import _common
-from _common import ROOT
 
 DATA = "../shared/data"
 
@@ -104,15 +103,10 @@ def command_line(args: tuple[str, ...]) -> str:
     return "semsearch eval " + " ".join(shlex.quote(a) for a in args)
 
 
-def run(args: tuple[str, ...]) -> dict:
+def run(args: tuple[str, ...], smoke: bool = False) -> dict:
+    """`semsearch eval ARGS --json --quiet` (a fresh process; --smoke: inside this one)."""
     with _common.Stopwatch() as watch:
-        done = subprocess.run(
-            [sys.executable, "-m", "semsearch", "eval", *args, "--json", "--quiet"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        done = _common.semsearch(["eval", *args, "--json", "--quiet"], in_process=smoke)
     if done.returncode != 0:
         raise SystemExit(f"{command_line(args)} failed:\n{done.stderr}")
     data = json.loads(done.stdout)
@@ -160,7 +154,7 @@ def main() -> None:
     lines = ["| benchmark | ours (x 100) | published | command |", "|---|---|---|---|"]
     for key, label, args in chosen:
         print(f"running {command_line(args)}", file=sys.stderr, flush=True)
-        data = run(args)
+        data = run(args, smoke=options.smoke)
         results[key] = {"command": command_line(args), **data}
         lines.append(row(key, label, args, data))
         print(f"  {lines[-1]}  ({data['wall_seconds']} s)", file=sys.stderr, flush=True)

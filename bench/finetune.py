@@ -11,6 +11,9 @@ Cases (``--only`` picks some), each run as the commands a user types, in fresh p
   half, and both models are scored on the second (``--split test``).
 * ``stackfaq-self``: as covidqa-self on ../shared/data/stackfaq (719 entries).
 
+At ``--smoke`` size one case runs on examples/beir-sample with the tiny model, and its
+semsearch commands run inside this process (a fresh one costs seconds of imports).
+
 The machine may be shared: the 1-minute load average is read before and after each
 training and written beside its time.
 
@@ -30,7 +33,6 @@ import platform
 import random
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,20 +40,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import _common
-from _common import DATA, ROOT
+from _common import DATA
 
 SEMSEARCH = [sys.executable, "-m", "semsearch"]
 CASES = ("covidqa-self", "covidqa-logs", "stackfaq-self")
 SMOKE_CASE = "sample-self"  # --smoke: examples/beir-sample, a tiny model, a few small steps
 
 
-def command(*args: object) -> dict:
-    """Run `semsearch ARGS --json --quiet`; its JSON, with the command line and wall time."""
-    argv = [*SEMSEARCH, *(str(a) for a in args), "--json", "--quiet"]
+def command(*args: object, smoke: bool = False) -> dict:
+    """Run `semsearch ARGS --json --quiet` (a fresh process; --smoke: inside this one);
+    its JSON, with the command line and wall time."""
+    argv = [*(str(a) for a in args), "--json", "--quiet"]
     with _common.Stopwatch() as watch:
-        done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
+        done = _common.semsearch(argv, in_process=smoke)
     if done.returncode != 0:
-        raise SystemExit(f"failed: {shlex.join(argv)}\n{done.stderr}")
+        raise SystemExit(f"failed: {shlex.join([*SEMSEARCH, *argv])}\n{done.stderr}")
     result = json.loads(done.stdout)
     result["_wall"] = watch.seconds
     result["_command"] = "semsearch " + shlex.join(str(a) for a in args)
@@ -76,15 +79,22 @@ def halves(source: Path, scratch: Path) -> Path:
 
 
 def case(
-    name: str, data: Path, scratch: Path, pairs: Path | None = None, extra: Sequence[object] = ()
+    name: str,
+    data: Path,
+    scratch: Path,
+    pairs: Path | None = None,
+    extra: Sequence[object] = (),
+    smoke: bool = False,
 ) -> list[str]:
     model = scratch / f"model-{name}"
     extra = [*extra, *(["--pairs", pairs] if pairs else [])]
     before_load = _common.load_average()
-    tuned = command("finetune", data, "-o", model, *extra)
+    tuned = command("finetune", data, "-o", model, *extra, smoke=smoke)
     after_load = _common.load_average()
     scores = {
-        label: command("eval", "retrieval", data, "--model", chosen, "--mode", "dense")
+        label: command(
+            "eval", "retrieval", data, "--model", chosen, "--mode", "dense", smoke=smoke
+        )
         for label, chosen in (("base", tuned["base"]["model"]), ("tuned", model))
     }
     lines = [
@@ -132,8 +142,9 @@ def main() -> None:
         scratch = Path(folder)
         if options.smoke:
             base = _common.smoke_model(options)
-            small = ["--base", base, "--batch-size", 4, "--max-seq-length", 32]
-            lines += case(SMOKE_CASE, _common.EXAMPLES / "beir-sample", scratch, extra=small)
+            small = ["--base", base, "--batch-size", 8, "--max-seq-length", 32]
+            data = _common.EXAMPLES / "beir-sample"
+            lines += case(SMOKE_CASE, data, scratch, extra=small, smoke=True)
             print("\n".join(lines[-9:]), file=sys.stderr)
         for name in chosen:
             source = DATA / ("stackfaq" if name.startswith("stackfaq") else "covidqa_faq")

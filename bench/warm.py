@@ -20,8 +20,6 @@ import csv
 import itertools
 import json
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -35,8 +33,10 @@ SMOKE_QUESTIONS, SMOKE_WARMUP = 20, 5
 def smoke_index(folder: Path, model: Path) -> Path:
     """--smoke: examples/faq.csv indexed with the tiny model, as `semsearch index` does."""
     index = folder / "faq"
-    command = [sys.executable, "-m", "semsearch", "index", str(_common.FAQ), "-o", str(index)]
-    subprocess.run([*command, "--model", str(model), "--quiet"], check=True, cwd=_common.ROOT)
+    command = ["index", _common.FAQ, "-o", index, "--model", model, "--quiet"]
+    done = _common.semsearch(command, in_process=True)
+    if done.returncode != 0:
+        raise SystemExit(f"bench/warm.py: semsearch index failed:\n{done.stderr}")
     return index
 
 
