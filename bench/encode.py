@@ -65,6 +65,7 @@ import numpy as np
 DATA_DIR = _common.DATA / "stsb"
 GLOSSES = _common.DATA / "wordnet_glosses" / "glosses.jsonl"
 SMOKE_PAIRS = _common.EXAMPLES / "sts-sample.tsv"  # sentence1, sentence2, score; a header
+SMOKE_TEXTS = 24  # --smoke: the first sentences of the sample (12 pairs: a Spearman)
 MODEL = "all-MiniLM-L6-v2"
 CASES = ("sentence-transformer", "bert-mean", "bert-base-passages")
 CPU_BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -129,9 +130,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     _common.add_smoke_options(parser)
     args = parser.parse_args(argv)
     args.model_folder = None  # the packaged MiniLM
-    if args.smoke:  # the tiny model on the shipped STS sample: both cases, fp32 backends, once
-        args.model_folder = _common.smoke_model(args)
+    if args.smoke:  # the tiny model on the shipped STS sample: both cases, fp32 backends,
+        args.model_folder = _common.smoke_model(args)  # a few texts, once, no warm-up
         args.repeats, args.backends = 1, args.backends or "torch,onnx"
+        args.limit = args.limit or SMOKE_TEXTS
     for name in ("limit", "batch_size", "threads", "repeats", "passages"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -311,12 +313,13 @@ def run_case(case: str, args: argparse.Namespace, pairs: list, scores: list) -> 
     model = reference_model(case, args, folder)
     candidates = [reference_side(model, size) for size in args.reference_batch_sizes]
     for side in candidates:  # warm up, then keep the reference's best batch size
-        side.encode(texts[:WARMUP_TEXTS])
+        if not args.smoke:
+            side.encode(texts[:WARMUP_TEXTS])
         side.runs.append(timed(side.encode, texts[: max(WARMUP_TEXTS, len(texts) // 4)])[0])
     reference = max(candidates, key=lambda side: side.best)
     reference.runs = []
     sides = [reference] + [semsearch_side(case, b, args, folder) for b in args.backends]
-    for side in sides[1:]:
+    for side in sides[1:] if not args.smoke else []:
         side.encode(texts[:WARMUP_TEXTS])
     vectors: dict[str, np.ndarray] = {}
     for _ in range(args.repeats):

@@ -92,9 +92,7 @@ def case(
     tuned = command("finetune", data, "-o", model, *extra, smoke=smoke)
     after_load = _common.load_average()
     scores = {
-        label: command(
-            "eval", "retrieval", data, "--model", chosen, "--mode", "dense", smoke=smoke
-        )
+        label: command("eval", "retrieval", data, "--model", chosen, "--mode", "dense", smoke=smoke)
         for label, chosen in (("base", tuned["base"]["model"]), ("tuned", model))
     }
     lines = [

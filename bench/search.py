@@ -21,7 +21,7 @@ the `--int8-types`) built from the corpus encoded with int8.
 The corpus vectors are encoded once per vector precision and cached in bench/.cache/;
 the encoding rate is timed on every run over 5,000 texts.
 
-    .venv/bin/python bench/search.py --smoke   # 300 texts, 20 questions, a tiny model
+    .venv/bin/python bench/search.py --smoke   # 100 texts, 10 questions, a tiny model, flat
 """
 
 from __future__ import annotations
@@ -192,10 +192,10 @@ def main() -> None:
     args = parser.parse_args()
     _common.require("bench/search.py", [DATA], args.smoke)
     lines, model = None, "all-MiniLM-L6-v2"
-    if args.smoke:  # the first glosses, a tiny model, no vector cache, two index types
+    if args.smoke:  # the first glosses, a tiny model, no vector cache, one index type
         lines, model = SMOKE_LINES, str(_common.smoke_model(args))
-        args.limit, args.questions = args.limit or 300, min(args.questions, 20)
-        args.types, args.backends = "flat,hnsw", "onnx"
+        args.limit, args.questions = args.limit or 100, min(args.questions, 10)
+        args.types, args.backends = "flat", "onnx"
 
     import torch
 

@@ -367,14 +367,20 @@ def run_mode(args: argparse.Namespace, texts: list[str], batching: bool) -> Mode
     return result
 
 
-def ensure_index(index: Path, corpus: Path, model: list[str]) -> None:
+def ensure_index(index: Path, corpus: Path, model: list[str], smoke: bool = False) -> None:
+    """`semsearch index CORPUS -o INDEX` where INDEX is absent (--smoke: in this process)."""
     if (index / "manifest.json").is_file():
         return
     print(f"building {index} from {corpus} ...", file=sys.stderr)
+    command = ["index", str(corpus), "-o", str(index), *model]
+    if smoke:
+        done = _common.semsearch(command, in_process=True)
+        if done.returncode != 0:
+            raise SystemExit(f"bench/serve_load.py: semsearch index failed:\n{done.stderr}")
+        return
     subprocess.run(
-        [sys.executable, "-m", "semsearch", "index", str(corpus), "-o", str(index), *model],
-        check=True, cwd=ROOT, timeout=1800,
-    )  # fmt: skip
+        [sys.executable, "-m", "semsearch", *command], check=True, cwd=ROOT, timeout=1800
+    )
 
 
 def smoke_size(args: argparse.Namespace) -> list[str]:
@@ -383,8 +389,8 @@ def smoke_size(args: argparse.Namespace) -> list[str]:
     folder = tempfile.mkdtemp(prefix="semsearch-bench-serve-")
     atexit.register(shutil.rmtree, folder, True)
     args.index = Path(folder) / "index"
-    args.clients, args.duration, args.warmup, args.modes = 2, 1.0, 0.3, "batched,maximal"
-    args.rounds, args.singles, args.idle = 1, 1, 0.5
+    args.clients, args.duration, args.warmup, args.modes = 2, 0.3, 0.05, "batched,maximal"
+    args.rounds, args.singles, args.idle = 1, 1, 0.2
     args.big_texts, args.big_chars, args.big_k = 8, 300, 5
     return ["--model", str(_common.smoke_model(args))]
 
@@ -424,7 +430,7 @@ def main() -> None:
         parser.error("--clients, --singles, --rounds and the --big-* options must be at least 1")
     if args.duration <= 0 or args.idle <= 0:
         parser.error("--duration and --idle must be positive")
-    ensure_index(args.index, args.corpus, model)
+    ensure_index(args.index, args.corpus, model, args.smoke)
     texts = questions(args.corpus)
     results = [run_mode(args, texts, mode == "batched") for mode in modes if mode != "maximal"]
     big = run_maximal(args, texts) if "maximal" in modes else None

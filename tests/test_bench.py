@@ -53,6 +53,21 @@ def smoke_argv(script: str, model: Path) -> list[str]:
     return [str(BENCH / script), "--smoke", "--smoke-model", str(model)]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_cpu() -> Iterator[None]:
+    """The smoke runs on one CPU (inherited by their processes: ONNX Runtime, FAISS and
+    Ray size themselves by the affinity mask): at this size a second thread only spins,
+    which on a busy machine costs CPU time and no wall time."""
+    import torch
+
+    cpus, threads = os.sched_getaffinity(0), torch.get_num_threads()
+    os.sched_setaffinity(0, {min(cpus)})
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    os.sched_setaffinity(0, cpus)
+
+
 @pytest.fixture(scope="module")
 def smoke_model(tiny_sbert: Path) -> Path:
     """The tiny model with its ONNX export made once, in this process, into the test
