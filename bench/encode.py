@@ -40,6 +40,7 @@ Run it from the repository root::
     .venv/bin/python bench/encode.py                      # readable table, all backends
     .venv/bin/python bench/encode.py --case sentence-transformer --json
     .venv/bin/python bench/encode.py --device cuda --batch-size 256   # on a GPU
+    .venv/bin/python bench/encode.py --smoke   # a tiny model on examples/sts-sample.tsv
 """
 
 from __future__ import annotations
@@ -56,19 +57,20 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+import _common
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "stsb"
-GLOSSES = REPO_ROOT.parent / "shared" / "data" / "wordnet_glosses" / "glosses.jsonl"
+DATA_DIR = _common.DATA / "stsb"
+GLOSSES = _common.DATA / "wordnet_glosses" / "glosses.jsonl"
+SMOKE_PAIRS = _common.EXAMPLES / "sts-sample.tsv"  # sentence1, sentence2, score; a header
+SMOKE_TEXTS = 24  # --smoke: the first sentences of the sample (12 pairs: a Spearman)
 MODEL = "all-MiniLM-L6-v2"
 CASES = ("sentence-transformer", "bert-mean", "bert-base-passages")
 CPU_BACKENDS = ("torch", "onnx", "onnx-int8")
 WARMUP_TEXTS = 64
 PASSAGE_TOKENS = 128
-NOISY_SPREAD = 1.25  # best run / worst run of one side above this: the machine was busy
 
 EncodeFn = Callable[[list[str]], Any]
 
@@ -88,10 +90,6 @@ class Side:
     @property
     def best(self) -> float:
         return max(self.runs)
-
-    @property
-    def spread(self) -> float:
-        return max(self.runs) / min(self.runs)
 
     def as_dict(self, reference: Side) -> dict[str, Any]:
         return {
@@ -129,7 +127,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--passages", type=int, default=2000, help="bert-base-passages: texts")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    _common.add_smoke_options(parser)
     args = parser.parse_args(argv)
+    args.model_folder = None  # the packaged MiniLM
+    if args.smoke:  # the tiny model on the shipped STS sample: both cases, fp32 backends,
+        args.model_folder = _common.smoke_model(args)  # a few texts, once, no warm-up
+        args.repeats, args.backends = 1, args.backends or "torch,onnx"
+        args.limit = args.limit or SMOKE_TEXTS
     for name in ("limit", "batch_size", "threads", "repeats", "passages"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -152,7 +156,8 @@ def read_pairs(folder: Path, split: str) -> tuple[list[tuple[str, str]], list[fl
     """STS-B pairs and gold scores (tab-separated, no csv quoting: bare quote marks)."""
     path = folder / f"sts-{split}.csv"
     if not path.is_file():
-        missing_data(path, "STS Benchmark", "../shared/data/stsb/ (or give --data DIR)")
+        where = "the STS Benchmark: ../shared/data/stsb/ (or give --data DIR)"
+        _common.missing_data("bench/encode.py", path, where)
     pairs, scores = [], []
     for line in path.read_text(encoding="utf-8").splitlines():
         columns = line.split("\t")
@@ -168,10 +173,16 @@ def unique_sentences(pairs: list[tuple[str, str]], limit: int | None) -> list[st
     return texts[:limit] if limit else texts
 
 
+def read_sample_pairs(path: Path) -> tuple[list[tuple[str, str]], list[float]]:
+    """The shipped STS sample (--smoke): a header, then sentence1, sentence2, score."""
+    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()[1:]]
+    return [(row[0], row[1]) for row in rows], [float(row[2]) for row in rows]
+
+
 def passages(count: int, tokenizer: Any) -> list[str]:
     """`count` texts of at least PASSAGE_TOKENS word-pieces, made of consecutive glosses."""
     if not GLOSSES.is_file():
-        missing_data(GLOSSES, "WordNet glosses", "../shared/data/wordnet_glosses/")
+        _common.missing_data("bench/encode.py", GLOSSES, "WordNet glosses: ../shared/data/")
     made: list[str] = []
     current: list[str] = []
     with GLOSSES.open(encoding="utf-8") as handle:
@@ -184,12 +195,6 @@ def passages(count: int, tokenizer: Any) -> list[str]:
                 if len(made) == count:
                     break
     return made
-
-
-def missing_data(path: Path, what: str, where: str) -> NoReturn:
-    """One line on stderr saying where the data are expected, exit code 2."""
-    print(f"bench/encode.py: {what} data not found: expected {path}; {where}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 # -- the sides --------------------------------------------------------------------------
@@ -214,6 +219,8 @@ def semsearch_side(case: str, backend: str, args: argparse.Namespace, folder: Pa
     if args.threads:
         options["threads"] = args.threads
     if case == "sentence-transformer":
+        if args.model_folder is not None:
+            options["model"] = str(folder)
         encoder = load_encoder(**options)
     else:
         max_length = PASSAGE_TOKENS if case == "bert-base-passages" else None
@@ -293,7 +300,10 @@ def spearman(
 def run_case(case: str, args: argparse.Namespace, pairs: list, scores: list) -> dict[str, Any]:
     from semsearch.models import resolve_model
 
-    folder = bert_base_folder() if case == "bert-base-passages" else resolve_model(MODEL)
+    if case == "bert-base-passages":
+        folder = bert_base_folder()
+    else:
+        folder = args.model_folder or resolve_model(MODEL)
     if case == "bert-base-passages":
         from transformers import AutoTokenizer
 
@@ -303,12 +313,13 @@ def run_case(case: str, args: argparse.Namespace, pairs: list, scores: list) -> 
     model = reference_model(case, args, folder)
     candidates = [reference_side(model, size) for size in args.reference_batch_sizes]
     for side in candidates:  # warm up, then keep the reference's best batch size
-        side.encode(texts[:WARMUP_TEXTS])
+        if not args.smoke:
+            side.encode(texts[:WARMUP_TEXTS])
         side.runs.append(timed(side.encode, texts[: max(WARMUP_TEXTS, len(texts) // 4)])[0])
     reference = max(candidates, key=lambda side: side.best)
     reference.runs = []
     sides = [reference] + [semsearch_side(case, b, args, folder) for b in args.backends]
-    for side in sides[1:]:
+    for side in sides[1:] if not args.smoke else []:
         side.encode(texts[:WARMUP_TEXTS])
     vectors: dict[str, np.ndarray] = {}
     for _ in range(args.repeats):
@@ -327,7 +338,7 @@ def run_case(case: str, args: argparse.Namespace, pairs: list, scores: list) -> 
         "texts": len(texts),
         "what": f"{PASSAGE_TOKENS}-token passages" if case == "bert-base-passages" else "STS-B",
         "results": [side.as_dict(reference) for side in sides],
-        "noisy": [side.name for side in sides if side.spread > NOISY_SPREAD],
+        "noisy": [side.name for side in sides if _common.noisy(side.runs)],
     }
 
 
@@ -361,7 +372,7 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
         "transformers": transformers.__version__,
         "sentence_transformers": sentence_transformers.__version__,
         "torch_threads": torch.get_num_threads(),
-        "model": MODEL,
+        "model": str(args.model_folder or MODEL),
         "split": args.split,
         "repeats": args.repeats,
     }
@@ -385,21 +396,22 @@ def print_case(case: dict[str, Any]) -> None:
         rho = "" if r["spearman"] is None else f"{100 * r['spearman']:.2f}"
         print(
             f"  {r['side']:36} {r['batch_size']:5d} {r['sentences_per_s']:8.1f}"
-            f" {r['ratio']:6.2f}x {r['max_abs_diff']:10.1e} {r['mean_cosine']:8.5f} {rho:>9}"
+            f" {_common.ratio(r['ratio'], 6, 2)} {r['max_abs_diff']:10.1e}"
+            f" {r['mean_cosine']:8.5f} {rho:>9}"
         )
     for r in case["results"]:
-        print(f"    runs {r['side']}: {r['runs']}")
+        print(_common.runs_line(r["side"], r["runs"]))
     if case["noisy"]:
-        print(
-            f"  warning: runs of {', '.join(case['noisy'])} differ by more than "
-            f"{NOISY_SPREAD - 1:.0%}: the machine was busy; rerun when it is idle"
-        )
+        print(_common.noisy_warning(case["noisy"]))
     print(flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    pairs, scores = read_pairs(args.data, args.split)
+    if args.smoke:
+        pairs, scores = read_sample_pairs(SMOKE_PAIRS)
+    else:
+        pairs, scores = read_pairs(args.data, args.split)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     import torch

@@ -4,6 +4,8 @@ command, run here in its own process with --json, and the table is printed as ma
     python bench/eval.py                      # everything (about 15 minutes on 2 CPU cores)
     python bench/eval.py --only sts           # rows whose command contains 'sts'
     python bench/eval.py --out bench/results/eval.json
+    python bench/eval.py --smoke              # 3 rows on examples/ with a tiny model,
+                                              # the commands inside this process
 
 Reads ../shared/data (relative to the project root) and exits with a message where it is
 absent. The sweep writes bench/results/sweep-minilm.png.
@@ -15,12 +17,11 @@ import argparse
 import json
 import platform
 import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import _common
+
 DATA = "../shared/data"
 
 STSB_TEST = f"{DATA}/stsb/sts-test.csv"
@@ -80,23 +81,36 @@ RUNS: list[tuple[str, str, tuple[str, ...]]] = [
 ]
 
 
+def smoke_runs(model: Path) -> list[tuple[str, str, tuple[str, ...]]]:
+    """One row per task on the shipped examples, with the tiny model (--smoke)."""
+    tiny = ("--model", str(model))
+    return [
+        ("sts sample", "STS sample (examples/)", ("sts", "examples/sts-sample.tsv", *tiny)),
+        (
+            "retrieval beir-sample flat hybrid",
+            "BEIR sample (examples/), flat, hybrid",
+            ("retrieval", "examples/beir-sample", "--index-type", "flat", *tiny),
+        ),
+        (
+            "classify intents",
+            "intents (examples/)",
+            ("classify", "examples/intents-train.csv", "examples/intents-test.csv", *tiny),
+        ),
+    ]
+
+
 def command_line(args: tuple[str, ...]) -> str:
     return "semsearch eval " + " ".join(shlex.quote(a) for a in args)
 
 
-def run(args: tuple[str, ...]) -> dict:
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "semsearch", "eval", *args, "--json", "--quiet"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def run(args: tuple[str, ...], smoke: bool = False) -> dict:
+    """`semsearch eval ARGS --json --quiet` (a fresh process; --smoke: inside this one)."""
+    with _common.Stopwatch() as watch:
+        done = _common.semsearch(["eval", *args, "--json", "--quiet"], in_process=smoke)
     if done.returncode != 0:
         raise SystemExit(f"{command_line(args)} failed:\n{done.stderr}")
     data = json.loads(done.stdout)
-    data["wall_seconds"] = round(time.perf_counter() - started, 1)
+    data["wall_seconds"] = round(watch.seconds, 1)
     return data
 
 
@@ -126,22 +140,28 @@ def row(key: str, label: str, args: tuple[str, ...], data: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="run the rows whose key contains this text")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "eval.json")
+    parser.add_argument("--out", type=Path, default=None, help="bench/results/eval.json")
+    _common.add_smoke_options(parser)
     options = parser.parse_args()
-    if not (ROOT / DATA).is_dir():
-        raise SystemExit(f"{(ROOT / DATA).resolve()} is absent: the evaluation data live there")
-    chosen = [r for r in RUNS if not options.only or options.only in r[0]]
+    options.out = _common.results_path("bench/eval.py", options.out, "eval.json", options.smoke)
+    if options.smoke:
+        runs = smoke_runs(_common.smoke_model(options))
+    else:
+        _common.require("bench/eval.py", [_common.DATA], smoke=False, where="the evaluation data")
+        runs = RUNS
+    chosen = [r for r in runs if not options.only or options.only in r[0]]
     results = {}
     lines = ["| benchmark | ours (x 100) | published | command |", "|---|---|---|---|"]
     for key, label, args in chosen:
         print(f"running {command_line(args)}", file=sys.stderr, flush=True)
-        data = run(args)
+        data = run(args, smoke=options.smoke)
         results[key] = {"command": command_line(args), **data}
         lines.append(row(key, label, args, data))
         print(f"  {lines[-1]}  ({data['wall_seconds']} s)", file=sys.stderr, flush=True)
-    options.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"python": platform.python_version(), "machine": platform.machine()}
-    options.out.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
+    _common.write_result(
+        options.out, json.dumps({"meta": meta, "results": results}, indent=1) + "\n"
+    )
     print("\n".join(lines))
 
 

@@ -11,6 +11,9 @@ Cases (``--only`` picks some), each run as the commands a user types, in fresh p
   half, and both models are scored on the second (``--split test``).
 * ``stackfaq-self``: as covidqa-self on ../shared/data/stackfaq (719 entries).
 
+At ``--smoke`` size one case runs on examples/beir-sample with the tiny model, and its
+semsearch commands run inside this process (a fresh one costs seconds of imports).
+
 The machine may be shared: the 1-minute load average is read before and after each
 training and written beside its time.
 
@@ -18,6 +21,7 @@ Run it from the repository root::
 
     .venv/bin/python bench/finetune.py                     # bench/results/finetune.txt
     .venv/bin/python bench/finetune.py --only covidqa-self --out /tmp/f.txt
+    .venv/bin/python bench/finetune.py --smoke   # a tiny model on examples/beir-sample
 """
 
 from __future__ import annotations
@@ -29,33 +33,32 @@ import platform
 import random
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+import _common
+from _common import DATA
+
 SEMSEARCH = [sys.executable, "-m", "semsearch"]
 CASES = ("covidqa-self", "covidqa-logs", "stackfaq-self")
+SMOKE_CASE = "sample-self"  # --smoke: examples/beir-sample, a tiny model, a few small steps
 
 
-def command(*args: object) -> dict:
-    """Run `semsearch ARGS --json --quiet`; its JSON, with the command line and wall time."""
-    argv = [*SEMSEARCH, *(str(a) for a in args), "--json", "--quiet"]
-    started = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
+def command(*args: object, smoke: bool = False) -> dict:
+    """Run `semsearch ARGS --json --quiet` (a fresh process; --smoke: inside this one);
+    its JSON, with the command line and wall time."""
+    argv = [*(str(a) for a in args), "--json", "--quiet"]
+    with _common.Stopwatch() as watch:
+        done = _common.semsearch(argv, in_process=smoke)
     if done.returncode != 0:
-        raise SystemExit(f"failed: {shlex.join(argv)}\n{done.stderr}")
+        raise SystemExit(f"failed: {shlex.join([*SEMSEARCH, *argv])}\n{done.stderr}")
     result = json.loads(done.stdout)
-    result["_wall"] = time.perf_counter() - started
+    result["_wall"] = watch.seconds
     result["_command"] = "semsearch " + shlex.join(str(a) for a in args)
     return result
-
-
-def load() -> float:
-    return os.getloadavg()[0]
 
 
 def halves(source: Path, scratch: Path) -> Path:
@@ -75,14 +78,21 @@ def halves(source: Path, scratch: Path) -> Path:
     return folder
 
 
-def case(name: str, data: Path, scratch: Path, pairs: Path | None = None) -> list[str]:
+def case(
+    name: str,
+    data: Path,
+    scratch: Path,
+    pairs: Path | None = None,
+    extra: Sequence[object] = (),
+    smoke: bool = False,
+) -> list[str]:
     model = scratch / f"model-{name}"
-    extra: list[object] = ["--pairs", pairs] if pairs else []
-    before_load = load()
-    tuned = command("finetune", data, "-o", model, *extra)
-    after_load = load()
+    extra = [*extra, *(["--pairs", pairs] if pairs else [])]
+    before_load = _common.load_average()
+    tuned = command("finetune", data, "-o", model, *extra, smoke=smoke)
+    after_load = _common.load_average()
     scores = {
-        label: command("eval", "retrieval", data, "--model", chosen, "--mode", "dense")
+        label: command("eval", "retrieval", data, "--model", chosen, "--mode", "dense", smoke=smoke)
         for label, chosen in (("base", tuned["base"]["model"]), ("tuned", model))
     }
     lines = [
@@ -108,8 +118,14 @@ def case(name: str, data: Path, scratch: Path, pairs: Path | None = None) -> lis
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(CASES), help="comma-separated cases")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "finetune.txt")
+    parser.add_argument("--out", type=Path, default=None, help="bench/results/finetune.txt")
+    _common.add_smoke_options(parser)
     options = parser.parse_args()
+    options.out = _common.results_path(
+        "bench/finetune.py", options.out, "finetune.txt", options.smoke
+    )
+    if options.smoke:
+        options.only = ""
     chosen = [name.strip() for name in options.only.split(",") if name.strip()]
     unknown = set(chosen) - set(CASES)
     if unknown:
@@ -122,6 +138,12 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory(prefix="semsearch-bench-finetune-") as folder:
         scratch = Path(folder)
+        if options.smoke:
+            base = _common.smoke_model(options)
+            small = ["--base", base, "--batch-size", 8, "--max-seq-length", 32]
+            data = _common.EXAMPLES / "beir-sample"
+            lines += case(SMOKE_CASE, data, scratch, extra=small, smoke=True)
+            print("\n".join(lines[-9:]), file=sys.stderr)
         for name in chosen:
             source = DATA / ("stackfaq" if name.startswith("stackfaq") else "covidqa_faq")
             if not source.is_dir():
@@ -133,7 +155,11 @@ def main() -> None:
             else:
                 lines += case(name, source, scratch)
             print("\n".join(lines[-9:]), file=sys.stderr)
-            options.out.write_text("\n".join(lines))  # after each case: a long run keeps some
+            _common.write_result(
+                options.out, "\n".join(lines)
+            )  # after each case: a long run keeps some
+    if options.smoke:
+        _common.write_result(options.out, "\n".join(lines))
     print(f"written: {options.out}", file=sys.stderr)
 
 

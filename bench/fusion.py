@@ -6,23 +6,27 @@ view and BM25, a stand-in for corpora of passages). One index per case, built as
 `semsearch index` builds it; every weight ranks the same candidates.
 
     .venv/bin/python bench/fusion.py        # results in bench/results/fusion.txt
+    .venv/bin/python bench/fusion.py --smoke   # examples/beir-sample with a tiny model
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
 
+import _common
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 SETS = ("covidqa_faq", "stackfaq")
 WEIGHTS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    _common.add_smoke_options(parser)
+    args = parser.parse_args()
     from semsearch.config import SearchConfig
     from semsearch.corpus import open_corpus
     from semsearch.encoders import load_encoder
@@ -31,12 +35,16 @@ def main() -> None:
     from semsearch.index import IndexStore
     from semsearch.ranking import rank
 
-    if not DATA.exists():
-        sys.exit(f"bench/fusion.py: {DATA} is absent: the benchmark reads ../shared/data")
-    encoder = load_encoder()
+    if args.smoke:
+        encoder = load_encoder(model=str(_common.smoke_model(args)))
+        sets = {"beir-sample": _common.EXAMPLES / "beir-sample"}
+    else:
+        sets = {name: _common.DATA / name for name in SETS}
+        _common.require("bench/fusion.py", sets.values(), smoke=False)
+        encoder = load_encoder()
     table: dict[str, list[float]] = {}
-    for name in SETS:
-        beir = BeirFolder.open(DATA / name, "test")
+    for name, folder in sets.items():
+        beir = BeirFolder.open(folder, "test")
         questions = [beir.queries[q] for q in beir.judged]
         vectors = np.ascontiguousarray(encoder.encode(questions), dtype=np.float32)
         qrels = {q: beir.qrels[q] for q in beir.judged}

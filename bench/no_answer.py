@@ -25,6 +25,7 @@ COVID questions, but 6-7% of banking77 ("delete my account", "my card" questions
 0.55-0.86 against "How do I delete my Facebook account?", Trello cards, ...).
 
     .venv/bin/python bench/no_answer.py > bench/results/no_answer.txt
+    .venv/bin/python bench/no_answer.py --smoke   # 40 of each, a tiny model, 50 resamples
 
 Reads ../shared/data (relative to the project root) and exits with a message where it is
 absent. Writes nothing but stdout (progress goes to stderr).
@@ -32,7 +33,9 @@ absent. Writes nothing but stdout (progress goes to stderr).
 
 from __future__ import annotations
 
+import argparse
 import csv
+import itertools
 import json
 import os
 import sys
@@ -41,10 +44,10 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+import _common
 import numpy as np
+from _common import DATA
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 FAQS = ("covidqa_faq", "stackfaq")
 MODES = {"title+text": None, "title": "title"}  # label -> text field for open_corpus
 QUANTILES = (0.90, 0.95, 0.975, 0.99, 0.995, 1.0)
@@ -62,6 +65,8 @@ RULES: tuple[Rule, ...] = (  # candidates for the default: clip(q(generic) + mar
 BOOTSTRAP = 1000
 IN_SCOPE_MIN, OUT_OF_SCOPE_MAX = 93.0, 3.0
 GOAL = "goal on held-out data: out-of-scope answered <= 3%, in-scope answered >= 93%"
+SMOKE_LIMIT = 40  # --smoke: texts of each question set and entries of each FAQ
+LIMIT: int | None = None  # all of them
 
 
 def progress(message: str) -> None:
@@ -78,18 +83,19 @@ def judged_queries(folder: Path) -> list[str]:
     from semsearch.evaluation.retrieval import BeirFolder
 
     beir = BeirFolder.open(folder)
-    return [beir.queries[query] for query in beir.judged]
+    return [beir.queries[query] for query in beir.judged][:LIMIT]
 
 
 def entries(folder: Path, text_field: str | None) -> list[str]:
     from semsearch.corpus import open_corpus
 
-    return [record.text for record in open_corpus(folder, text_field=text_field)]
+    records = itertools.islice(open_corpus(folder, text_field=text_field), LIMIT)
+    return [record.text for record in records]
 
 
 def banking_questions() -> list[str]:
     with (DATA / "banking77" / "test.csv").open(encoding="utf-8", newline="") as handle:
-        return [row["text"] for row in csv.DictReader(handle) if row["text"].strip()]
+        return [row["text"] for row in csv.DictReader(handle) if row["text"].strip()][:LIMIT]
 
 
 def top1(questions: np.ndarray, corpus: np.ndarray) -> np.ndarray:
@@ -197,18 +203,20 @@ def table(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    if argv:
-        print("usage: python bench/no_answer.py (no arguments)", file=sys.stderr)
-        return 2
+    global LIMIT, BOOTSTRAP
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    _common.add_smoke_options(parser)
+    args = parser.parse_args(argv)
     needed = [DATA / faq / "queries.jsonl" for faq in FAQS] + [DATA / "banking77" / "test.csv"]
-    missing = [str(path) for path in needed if not path.is_file()]
-    if missing:
-        print(f"bench/no_answer.py: shared data missing: {', '.join(missing)}", file=sys.stderr)
-        return 1
+    _common.require("bench/no_answer.py", needed, args.smoke)
     from semsearch.encoders import load_encoder
 
     started = time.perf_counter()
-    encoder = load_encoder()
+    if args.smoke:  # the first texts of each set, a tiny model, fewer resamples
+        LIMIT, BOOTSTRAP = SMOKE_LIMIT, 50
+        encoder = load_encoder(model=str(_common.smoke_model(args)))
+    else:
+        encoder = load_encoder()
 
     def encode(texts: list[str], what: str) -> np.ndarray:
         progress(f"encoding {len(texts)} {what}")

@@ -23,6 +23,10 @@ Texts: the first `--count` lines of ../shared/data/wordnet_glosses/glosses.jsonl
     .venv/bin/python bench/scale.py                  # 50,000 glosses, writes the table
     .venv/bin/python bench/scale.py --count 5000 --output -
     .venv/bin/python bench/scale.py --driver-alone --output -   # the driver's rate only
+    .venv/bin/python bench/scale.py --smoke   # 40 glosses, a tiny model, local and 1 Ray worker
+
+At --smoke size the builds are confined to at most 2 CPUs (so a local Ray starts with
+2), and the script fails if any process a build started outlives it (Ray must stop).
 """
 
 from __future__ import annotations
@@ -40,15 +44,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _common
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "wordnet_glosses" / "glosses.jsonl"
-RESULTS = ROOT / "bench" / "results" / "scale-ray.txt"
+DATA = _common.DATA / "wordnet_glosses" / "glosses.jsonl"
 MB = 1024 * 1024
+SMOKE_CPUS = 2  # --smoke: the builds (and so a local Ray) see at most this many CPUs
+LEFT_BEHIND_WAIT = 15.0  # seconds a build's children get to exit after it
 
 
-def sample(process: psutil.Process, peaks: dict[str, float]) -> None:
+def sample(
+    process: psutil.Process, peaks: dict[str, float], seen: dict[int, psutil.Process]
+) -> None:
     """Add the current RSS of the driver, its Ray actors and Ray's own processes."""
     driver = actors = ray = 0
     try:
@@ -56,6 +63,7 @@ def sample(process: psutil.Process, peaks: dict[str, float]) -> None:
         children = process.children(recursive=True)
     except psutil.Error:
         return
+    seen.update((child.pid, child) for child in children)
     for child in children:
         try:
             name, rss = " ".join(child.cmdline()[:1]), child.memory_info().rss
@@ -70,19 +78,33 @@ def sample(process: psutil.Process, peaks: dict[str, float]) -> None:
         peaks[key] = max(peaks.get(key, 0), value / MB)
 
 
-def build(corpus: Path, folder: Path, extra: list[str]) -> dict[str, Any]:
+def confine(cpus: int) -> None:
+    """In the child before exec: run on at most `cpus` of the CPUs this process may use."""
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:cpus])
+
+
+def build(corpus: Path, folder: Path, extra: list[str], cpus: int | None = None) -> dict[str, Any]:
     command = [sys.executable, "-m", "semsearch", "index", str(corpus), "-o", str(folder)]
     command += ["--json", "-q", *extra]
     started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=None if cpus is None else lambda: confine(cpus),
+    )
     process, peaks = psutil.Process(child.pid), {}
+    seen: dict[int, psutil.Process] = {}
     while child.poll() is None:
-        sample(process, peaks)
+        sample(process, peaks, seen)
         time.sleep(0.2)
     wall = time.perf_counter() - started
     out, err = child.communicate()
     if child.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{err}")
+    if cpus is not None:  # the smoke run: nothing it started may outlive it
+        left_behind(list(seen.values()), command)
     summary = json.loads(out)
     return {
         "count": summary["count"],
@@ -91,6 +113,17 @@ def build(corpus: Path, folder: Path, extra: list[str]) -> dict[str, Any]:
         "rate": summary["count"] / summary["seconds"],
         **{f"peak_{key}_mb": value for key, value in peaks.items()},
     }
+
+
+def left_behind(children: list[psutil.Process], command: list[str]) -> None:
+    """Fail (after stopping them) when processes a build started are still running."""
+    _, alive = psutil.wait_procs(children, timeout=LEFT_BEHIND_WAIT)
+    if not alive:
+        return
+    names = ", ".join(f"{child.pid} ({child.name()})" for child in alive)
+    for child in alive:
+        child.kill()
+    raise SystemExit(f"{' '.join(command)} left processes running: {names} (killed)")
 
 
 def driver_only(index: Path, corpus: Path, out: Path) -> None:
@@ -151,16 +184,25 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=50_000)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--workers", default="1,2", help="Ray worker counts, e.g. 1,2")
-    parser.add_argument("--output", default=str(RESULTS), help="'-': stdout only")
+    parser.add_argument(
+        "--output", default=None, help="default bench/results/scale-ray.txt; '-': stdout only"
+    )
     parser.add_argument("--driver-alone", action="store_true", help="only the driver's rate")
     parser.add_argument("--driver-only", nargs=3, type=Path, help=argparse.SUPPRESS)
+    _common.add_smoke_options(parser)
     args = parser.parse_args()
     if args.driver_only:
         driver_only(*args.driver_only)
         return
-    if not args.data.is_file():
-        print(f"{args.data} is absent: the WordNet glosses live in ../shared/data", file=sys.stderr)
-        raise SystemExit(2)
+    _common.require("bench/scale.py", [args.data], args.smoke, "the WordNet glosses")
+    model: list[str] = []
+    cpus = None
+    if args.smoke:  # a few glosses, a tiny model, one Ray worker on at most 2 CPUs
+        args.count, args.workers, cpus = 40, "1", SMOKE_CPUS
+        model = ["--model", str(_common.smoke_model(args))]
+    if args.output != "-":
+        given = None if args.output is None else Path(args.output)
+        args.output = _common.results_path("bench/scale.py", given, "scale-ray.txt", args.smoke)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
@@ -169,22 +211,26 @@ def main() -> None:
             target.writelines(itertools.islice(source, args.count))
         warm = work / "warm.jsonl"
         warm.write_text("".join(corpus.read_text().splitlines(keepends=True)[:200]))
-        build(warm, work / "warm", [])  # the ONNX export is cached before timing
+        # the ONNX export is cached before timing (--smoke: no warm-up, the driver's rate
+        # is measured on the local build's index)
+        fingerprinted = work / "local" if args.smoke and not args.driver_alone else work / "warm"
+        if fingerprinted.name == "warm":
+            build(warm, fingerprinted, model, cpus)
         cases: dict[str, dict[str, Any]] = {}
         if not args.driver_alone:
-            cases["local"] = build(corpus, work / "local", [])
+            cases["local"] = build(corpus, work / "local", model, cpus)
         for workers in args.workers.split(",") if not args.driver_alone else []:
-            extra = ["--engine", "ray", "--workers", workers]
+            extra = ["--engine", "ray", "--workers", workers, *model]
             cases[f"ray, {workers} worker{'s' * (workers != '1')}"] = build(
-                corpus, work / f"ray{workers}", extra
+                corpus, work / f"ray{workers}", extra, cpus
             )
-        driver = measure_driver(work / "warm", corpus, work / "driver")
+        driver = measure_driver(fingerprinted, corpus, work / "driver")
     load_after = os.getloadavg()
     lines = report(args, cases, driver, load_before, load_after)
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if args.output != "-":
-        Path(args.output).write_text(text)
+        _common.write_result(Path(args.output), text)
 
 
 def report(
@@ -200,8 +246,12 @@ def report(
         f"# {platform.platform()}, {os.cpu_count()} CPUs; load average (1, 5, 15 min) "
         f"before {before[0]:.1f} {before[1]:.1f} {before[2]:.1f}, "
         f"after {after[0]:.1f} {after[1]:.1f} {after[2]:.1f} (other jobs share the CPUs)",
-        "# model: packaged all-MiniLM-L6-v2, default backend (onnx fp32 on CPU); "
-        f"{args.count:,} WordNet glosses",
+        (
+            "# model: the tiny random BERT of --smoke"
+            if args.smoke
+            else "# model: packaged all-MiniLM-L6-v2"
+        )
+        + f", default backend (onnx fp32 on CPU); {args.count:,} WordNet glosses",
         "",
         f"{'case':<16} {'build texts/s':>13} {'vs local':>9} {'build s':>8} {'wall s':>7} "
         f"{'driver MB':>10} {'actors MB':>10} {'ray MB':>7}",

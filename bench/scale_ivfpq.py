@@ -4,6 +4,7 @@ process that opens the index and answers questions, and build time.
 
     .venv/bin/python bench/scale_ivfpq.py                  # all 117,659 glosses
     .venv/bin/python bench/scale_ivfpq.py --limit 50000 --types flat,ivfpq
+    .venv/bin/python bench/scale_ivfpq.py --smoke   # the first 1,000 glosses, a tiny model
 
 The corpus is the `text` field of every line of glosses.jsonl. Its MiniLM vectors
 (ONNX backend, fp32) are encoded once and cached outside the repository
@@ -16,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,10 +31,12 @@ from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # shared, oversubscribed cores
 
+import _common
 import numpy as np
+from _common import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "wordnet_glosses" / "glosses.jsonl"
+DATA = _common.DATA / "wordnet_glosses" / "glosses.jsonl"
+SMOKE_LINES = 1000  # --smoke: the first glosses only (no vector cache)
 CACHE = Path.home() / ".cache" / "semsearch-bench"
 
 PROBE = """
@@ -75,21 +80,31 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--types", default="flat,ivfpq")
     parser.add_argument("--questions", type=int, default=500)
+    _common.add_smoke_options(parser)
     args = parser.parse_args()
+    _common.require("bench/scale_ivfpq.py", [DATA], args.smoke, "the WordNet glosses")
+    lines = SMOKE_LINES if args.smoke else None
+    if args.smoke:
+        args.questions = min(args.questions, 20)
 
     from semsearch.corpus import Record
     from semsearch.encoders import load_encoder
     from semsearch.index import IndexStore
 
-    entries = [json.loads(line) for line in DATA.open(encoding="utf-8")]
+    with DATA.open(encoding="utf-8") as handle:
+        entries = [json.loads(line) for line in itertools.islice(handle, lines)]
     texts = [e["text"] for e in entries]
-    key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
-    cached = CACHE / f"glosses-text-{key}-onnx.npy"
-    encoder = load_encoder(backend="onnx")
-    if not cached.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        np.save(cached, encoder.encode(texts, batch_size=64, show_progress=False))
-    vectors = np.load(cached)
+    if args.smoke:
+        encoder = load_encoder(backend="onnx", model=str(_common.smoke_model(args)))
+        vectors = encoder.encode(texts, batch_size=64, show_progress=False)
+    else:
+        key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+        cached = CACHE / f"glosses-text-{key}-onnx.npy"
+        encoder = load_encoder(backend="onnx")
+        if not cached.exists():
+            CACHE.mkdir(parents=True, exist_ok=True)
+            np.save(cached, encoder.encode(texts, batch_size=64, show_progress=False))
+        vectors = np.load(cached)
     count = min(args.limit or len(texts), len(texts))
     records = [Record(str(i), texts[i], "", {}) for i in range(count)]
     rng = np.random.default_rng(0)
@@ -147,6 +162,7 @@ def main() -> None:
         "B/vec RAM: the .faiss file read into memory; ivfpq's .ivfdata, .f16.npy and "
         ".ids.npy are memory-mapped (on disk, paged in on use)"
     )
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

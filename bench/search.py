@@ -20,12 +20,15 @@ the `--int8-types`) built from the corpus encoded with int8.
 
 The corpus vectors are encoded once per vector precision and cached in bench/.cache/;
 the encoding rate is timed on every run over 5,000 texts.
+
+    .venv/bin/python bench/search.py --smoke   # 100 texts, 10 questions, a tiny model, flat
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import multiprocessing as mp
 import resource
@@ -37,33 +40,35 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import _common
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "wordnet_glosses" / "glosses.jsonl"
-CACHE = ROOT / "bench" / ".cache"
+DATA = _common.DATA / "wordnet_glosses" / "glosses.jsonl"
+CACHE = _common.ROOT / "bench" / ".cache"
+SMOKE_LINES = 400  # --smoke reads the first glosses only
 TYPES = ("flat", "hnsw", "ivf", "sq8")
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
-def load_texts(limit: int | None) -> list[str]:
+def entries(lines: int | None) -> list[dict[str, Any]]:
+    """The glosses file's entries (the first `lines` only, when given)."""
+    with DATA.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in itertools.islice(handle, lines)]
+
+
+def load_texts(limit: int | None, lines: int | None = None) -> list[str]:
     """Definitions and example sentences, each distinct text once, in file order."""
     seen: dict[str, None] = {}
-    with DATA.open(encoding="utf-8") as handle:
-        for line in handle:
-            entry = json.loads(line)
-            for text in (entry["definition"], *entry["examples"]):
-                seen.setdefault(text.strip(), None)
+    for entry in entries(lines):
+        for text in (entry["definition"], *entry["examples"]):
+            seen.setdefault(text.strip(), None)
     texts = [t for t in seen if t]
     return texts[:limit] if limit else texts
 
 
-def load_questions(count: int, seed: int = 0) -> list[str]:
+def load_questions(count: int, seed: int = 0, lines: int | None = None) -> list[str]:
     """Short user-style questions built from WordNet lemmas ("what does X mean?")."""
-    words = []
-    with DATA.open(encoding="utf-8") as handle:
-        for line in handle:
-            words.append(json.loads(line)["words"][0].replace("_", " "))
+    words = [entry["words"][0].replace("_", " ") for entry in entries(lines)]
     picked = np.random.default_rng(seed).choice(len(words), size=count, replace=False)
     return [f"what does {words[i]} mean?" for i in picked]
 
@@ -87,8 +92,10 @@ class Precomputed:
         return block
 
 
-def corpus_vectors(encoder: Any, texts: list[str]) -> np.ndarray:
+def corpus_vectors(encoder: Any, texts: list[str], cache: bool = True) -> np.ndarray:
     """Vectors of the corpus, cached by content so repeated runs skip the long encode."""
+    if not cache:
+        return encoder.encode(texts, batch_size=64, show_progress=False)
     key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
     precision = encoder.fingerprint["precision"]
     path = CACHE / (
@@ -111,8 +118,8 @@ def encode_rate(encoder: Any, texts: list[str], sample: int = 5000) -> float:
 
 
 def percentiles(seconds: list[float]) -> tuple[float, float]:
-    values = np.array(seconds) * 1000
-    return float(np.percentile(values, 50)), float(np.percentile(values, 99))
+    p50, p99 = _common.percentiles_ms(seconds, (50, 99))
+    return p50, p99
 
 
 def measure_type(
@@ -152,13 +159,15 @@ def measure_type(
     )
 
 
-def reference_latency(texts_vectors: np.ndarray, questions: list[str]) -> tuple[float, float]:
+def reference_latency(
+    texts_vectors: np.ndarray, questions: list[str], model_name: str = "all-MiniLM-L6-v2"
+) -> tuple[float, float]:
     """sentence-transformers encode() of one question + a NumPy dot over all vectors."""
     from sentence_transformers import SentenceTransformer
 
     from semsearch.models import resolve_model
 
-    model = SentenceTransformer(str(resolve_model("all-MiniLM-L6-v2")), device="cpu")
+    model = SentenceTransformer(str(resolve_model(model_name)), device="cpu")
     for question in questions[:20]:
         model.encode([question], normalize_embeddings=True)
     timings = []
@@ -179,9 +188,14 @@ def main() -> None:
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated backends")
     parser.add_argument("--int8-types", default="hnsw", help="index types timed with onnx-int8")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    _common.add_smoke_options(parser)
     args = parser.parse_args()
-    if not DATA.exists():
-        sys.exit(f"bench/search.py: {DATA} is absent: the benchmark reads ../shared/data")
+    _common.require("bench/search.py", [DATA], args.smoke)
+    lines, model = None, "all-MiniLM-L6-v2"
+    if args.smoke:  # the first glosses, a tiny model, no vector cache, one index type
+        lines, model = SMOKE_LINES, str(_common.smoke_model(args))
+        args.limit, args.questions = args.limit or 100, min(args.questions, 10)
+        args.types, args.backends = "flat", "onnx"
 
     import torch
 
@@ -191,17 +205,20 @@ def main() -> None:
     from semsearch.index.layout import LEXICAL
     from semsearch.index.lexical import LexicalIndex
 
-    texts = load_texts(args.limit)
-    questions = load_questions(args.questions)
+    texts = load_texts(args.limit, lines)
+    questions = load_questions(args.questions, lines=lines)
     backends = args.backends.split(",")
-    encoders = {"fp32": load_encoder(backend="onnx")}
+    encoders = {"fp32": load_encoder(backend="onnx", model=model)}
     if "onnx-int8" in backends:
-        encoders["int8"] = load_encoder(backend="onnx-int8")
-    vectors = {precision: corpus_vectors(e, texts) for precision, e in encoders.items()}
+        encoders["int8"] = load_encoder(backend="onnx-int8", model=model)
+    vectors = {
+        precision: corpus_vectors(e, texts, cache=not args.smoke)
+        for precision, e in encoders.items()
+    }
     texts_per_second = encode_rate(encoders["fp32"], texts)
     records = [Record(str(i), t, t, {}) for i, t in enumerate(texts)]
     chunks = [records[i : i + 4096] for i in range(0, len(records), 4096)]
-    reference = reference_latency(vectors["fp32"], questions)
+    reference = reference_latency(vectors["fp32"], questions, model)
     started = time.perf_counter()  # the lexical part alone, as every build makes it
     LexicalIndex.build(texts, np.arange(len(texts)))
     lexical_seconds = time.perf_counter() - started

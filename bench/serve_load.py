@@ -3,6 +3,7 @@
     python bench/serve_load.py                       # 32 clients, 60 s, batched then single
     python bench/serve_load.py --clients 8 --duration 10 --modes batched
     python bench/serve_load.py --modes maximal        # questions while a maximal request runs
+    python bench/serve_load.py --smoke                # seconds: a tiny model's FAQ index, 2 clients
 
 For each mode it starts its own server process over the index (micro-batching on, then
 off: one request per encoder call), warms it up, lets every client send POST /search
@@ -23,23 +24,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import csv
 import json
 import os
 import platform
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import _common
 import numpy as np
+from _common import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 SERVER = """
 import sys
 from semsearch.service.config import ServeConfig
@@ -157,10 +162,9 @@ async def load(
         "", clients, round(elapsed, 2), len(latencies), sum(errors.values()), errors
     )
     if latencies:
-        ms = np.array(latencies) * 1000
         result.rps = round(len(latencies) / elapsed, 1)
         result.p50_ms, result.p95_ms, result.p99_ms, result.max_ms = (
-            round(float(v), 1) for v in np.percentile(ms, [50, 95, 99, 100])
+            round(v, 1) for v in _common.percentiles_ms(latencies, [50, 95, 99, 100])
         )
     return result
 
@@ -191,8 +195,7 @@ def percentiles(latencies: list[float]) -> dict[str, float]:
     """Count and p50/p95/p99/max in milliseconds."""
     if not latencies:
         return {"requests": 0}
-    ms = np.array(latencies) * 1000
-    p50, p95, p99, top = (round(float(v), 1) for v in np.percentile(ms, [50, 95, 99, 100]))
+    p50, p95, p99, top = (round(v, 1) for v in _common.percentiles_ms(latencies, [50, 95, 99, 100]))
     return {"requests": len(latencies), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "max_ms": top}
 
 
@@ -364,14 +367,32 @@ def run_mode(args: argparse.Namespace, texts: list[str], batching: bool) -> Mode
     return result
 
 
-def ensure_index(index: Path, corpus: Path) -> None:
+def ensure_index(index: Path, corpus: Path, model: list[str], smoke: bool = False) -> None:
+    """`semsearch index CORPUS -o INDEX` where INDEX is absent (--smoke: in this process)."""
     if (index / "manifest.json").is_file():
         return
     print(f"building {index} from {corpus} ...", file=sys.stderr)
+    command = ["index", str(corpus), "-o", str(index), *model]
+    if smoke:
+        done = _common.semsearch(command, in_process=True)
+        if done.returncode != 0:
+            raise SystemExit(f"bench/serve_load.py: semsearch index failed:\n{done.stderr}")
+        return
     subprocess.run(
-        [sys.executable, "-m", "semsearch", "index", str(corpus), "-o", str(index)],
-        check=True, cwd=ROOT, timeout=1800,
-    )  # fmt: skip
+        [sys.executable, "-m", "semsearch", *command], check=True, cwd=ROOT, timeout=1800
+    )
+
+
+def smoke_size(args: argparse.Namespace) -> list[str]:
+    """--smoke: a few seconds in all, on a tiny model's index of --corpus in a temp folder;
+    the options of the index build."""
+    folder = tempfile.mkdtemp(prefix="semsearch-bench-serve-")
+    atexit.register(shutil.rmtree, folder, True)
+    args.index = Path(folder) / "index"
+    args.clients, args.duration, args.warmup, args.modes = 2, 0.3, 0.05, "batched,maximal"
+    args.rounds, args.singles, args.idle = 1, 1, 0.2
+    args.big_texts, args.big_chars, args.big_k = 8, 300, 5
+    return ["--model", str(_common.smoke_model(args))]
 
 
 def main() -> None:
@@ -399,7 +420,9 @@ def main() -> None:
     maximal_options.add_argument("--big-texts", type=int, default=256)
     maximal_options.add_argument("--big-chars", type=int, default=10_000)
     maximal_options.add_argument("--big-k", type=int, default=100)
+    _common.add_smoke_options(parser)
     args = parser.parse_args()
+    model = smoke_size(args) if args.smoke else []
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or set(modes) - {"batched", "single", "maximal"}:
         parser.error("--modes takes batched, single and/or maximal")
@@ -407,7 +430,7 @@ def main() -> None:
         parser.error("--clients, --singles, --rounds and the --big-* options must be at least 1")
     if args.duration <= 0 or args.idle <= 0:
         parser.error("--duration and --idle must be positive")
-    ensure_index(args.index, args.corpus)
+    ensure_index(args.index, args.corpus, model, args.smoke)
     texts = questions(args.corpus)
     results = [run_mode(args, texts, mode == "batched") for mode in modes if mode != "maximal"]
     big = run_maximal(args, texts) if "maximal" in modes else None
