@@ -27,6 +27,8 @@ SKIPPED = 77  # bench/_common.py: a smoke run whose ../shared/data are absent
 TIMEOUT = 300  # seconds for one script run as a process, on a busy 2-core machine
 AS_A_SCRIPT = "no_answer.py"  # the one run as a fresh process: light, no torch import
 
+pytestmark = pytest.mark.xdist_group("bench")  # one worker loads the libraries once
+
 SCRIPTS = sorted(path.name for path in BENCH.glob("*.py") if path.name != "_common.py")
 
 # What each script's smoke output must show: its table's header or verdict line.
@@ -61,7 +63,8 @@ def one_cpu() -> Iterator[None]:
     import torch
 
     cpus, threads = os.sched_getaffinity(0), torch.get_num_threads()
-    os.sched_setaffinity(0, {min(cpus)})
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    os.sched_setaffinity(0, {sorted(cpus)[worker % len(cpus)]})  # each xdist worker its own
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
