@@ -4,6 +4,7 @@ reading with line numbers, and the Table every format reader is."""
 from __future__ import annotations
 
 import codecs
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
@@ -92,6 +93,8 @@ def as_text(path: Path, line: int, column: str, value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value
+    if isinstance(value, float) and not math.isfinite(value):  # a Parquet NaN or inf
+        raise input_error(path, line, f"{column!r} is {value}, not a value: give a string")
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     kind = json_kind(value)

@@ -4,6 +4,7 @@ a JSON object or a text per line."""
 from __future__ import annotations
 
 import json
+import math
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
@@ -23,15 +24,24 @@ from semsearch.text import not_utf8
 
 
 def json_object(path: Path, line: int, text: str) -> dict[str, Any]:
-    """One JSON object, or an error naming the line: no NaN/Infinity, no lone surrogate
+    """One JSON object, or an error naming the line: no NaN/Infinity (nor a number such as
+    1e999 that overflows to it), no lone surrogate
     (only a \\u escape gives one), and limits on depth and number size."""
 
     def refuse_constant(name: str) -> Any:
         message = f"{name} is not a JSON value: give a number, a string or null"
         raise input_error(path, line, message)
 
+    def finite(number: str) -> float:
+        value = float(number)
+        if not math.isfinite(value):  # 1e999: Python reads it as Infinity
+            shown = number if len(number) <= 40 else f"{number[:37]}..."
+            message = f"the number {shown} is too large for a float: write it as a string"
+            raise input_error(path, line, message)
+        return value
+
     try:
-        value = json.loads(text, parse_constant=refuse_constant)
+        value = json.loads(text, parse_constant=refuse_constant, parse_float=finite)
     except json.JSONDecodeError as exc:
         raise input_error(path, line, f"bad JSON: {exc.msg} (column {exc.colno})") from None
     except (RecursionError, ValueError) as exc:  # too deep; an integer of 4,300+ digits
