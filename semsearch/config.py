@@ -18,6 +18,7 @@ else:  # Python 3.10: the same parser, from PyPI
     import tomli as tomllib
 
 from semsearch.errors import ConfigError
+from semsearch.regular import read_settings
 
 ENCODER_KINDS = ("sentence-transformer", "bert")
 POOLING_MODES = ("cls", "pooler", "mean", "max", "mean_max", "last")
@@ -220,7 +221,7 @@ def load_settings(
     if path is not None:
         path = Path(path)
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(read_settings(path))
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

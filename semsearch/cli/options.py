@@ -14,6 +14,7 @@ import typer
 
 from semsearch.config import OFF, EncoderConfig, Settings, load_settings
 from semsearch.errors import InputError
+from semsearch.regular import MAX_FILE_BYTES, read_regular
 
 if TYPE_CHECKING:
     from semsearch.encoders import Encoder
@@ -248,12 +249,9 @@ def read_lines(source: str) -> list[str]:
         name = "standard input"
     else:
         path = Path(source)
-        if not path.is_file():
+        if not path.exists():
             raise InputError(f"input file not found: {path}")
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read {path}: {exc.strerror}") from None
+        data = read_regular(path, MAX_FILE_BYTES)
         name = str(path)
     lines = data.splitlines()
     for number, line in enumerate(lines, start=1):

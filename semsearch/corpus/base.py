@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from semsearch.errors import InputError
+from semsearch.regular import bounded_lines, open_regular
 from semsearch.text import shown
 
 TEXT_NAMES = ("question", "query", "text", "sentence", "title", "content", "body")
@@ -65,9 +66,10 @@ def norm(name: str) -> str:
 
 
 def read_lines(path: Path) -> Generator[tuple[int, str], None, None]:
-    """Physical lines decoded one by one, so bad UTF-8 is caught with its line number."""
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, 1):
+    """Physical lines decoded one by one, so bad UTF-8 is caught with its line number;
+    only from a regular file, and no line beyond `MAX_LINE_BYTES` (semsearch.regular)."""
+    with open_regular(path) as handle:
+        for number, raw in bounded_lines(handle, path):
             data = raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw
             try:
                 yield number, data.decode("utf-8")

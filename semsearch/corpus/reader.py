@@ -14,6 +14,7 @@ from semsearch.corpus.delimited import DEFAULT_DELIMITERS, DelimitedTable, parse
 from semsearch.corpus.lines import BeirTable, JsonlTable, TxtTable
 from semsearch.corpus.parquet import ParquetTable
 from semsearch.errors import InputError
+from semsearch.regular import not_regular
 
 if TYPE_CHECKING:
     from semsearch.corpus.files import FileSet
@@ -139,6 +140,9 @@ def open_table(path: Path, delimiter: str | None, header: bool) -> Table:
         return BeirTable(path)
     if not path.exists():
         raise InputError(f"corpus not found: {path}")
+    kind = not_regular(path.stat().st_mode)
+    if kind is not None:  # a FIFO would block, /dev/zero never end a line
+        raise InputError(f"{path} is {kind}, not a regular file: give a corpus file")
     suffix = path.suffix.lower()
     if suffix in DEFAULT_DELIMITERS:
         chosen = None if delimiter is None else parse_delimiter(delimiter)

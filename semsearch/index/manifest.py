@@ -20,6 +20,7 @@ from typing import Any
 from semsearch.errors import IndexFolderError
 from semsearch.index.threshold import problem as threshold_problem
 from semsearch.index.views import problem as parts_problem
+from semsearch.regular import MAX_SETTINGS_BYTES, read_regular
 from semsearch.text import not_utf8
 
 FORMAT_VERSION = 1
@@ -209,13 +210,13 @@ class Manifest:
     @classmethod
     def read(cls, folder: Path) -> Manifest:
         path = folder / MANIFEST_FILE
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        if not path.exists():
             raise IndexFolderError(
                 f"{MANIFEST_FILE} is missing from the index folder {folder}: "
                 "run `semsearch index` to build it"
-            ) from None
-        except (OSError, UnicodeDecodeError) as exc:
+            )
+        try:  # a regular file of bounded size: a FIFO or /dev/zero must not hang a reader
+            text = read_regular(path, MAX_SETTINGS_BYTES, IndexFolderError).decode("utf-8")
+        except UnicodeDecodeError as exc:
             raise IndexFolderError(f"cannot read {path}: {exc}") from None
         return cls.from_json(text, source=str(path))

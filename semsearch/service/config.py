@@ -14,6 +14,7 @@ from typing import Any
 import tomllib
 
 from semsearch.errors import ConfigError
+from semsearch.regular import read_settings
 
 API_KEY_ENV = "SEMSEARCH_API_KEY"
 
@@ -75,7 +76,7 @@ class ServeConfig:
 
 def _serve_table(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_settings(path))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
