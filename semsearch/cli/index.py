@@ -324,13 +324,14 @@ def info(index_path: IndexArg, as_json: JsonOpt = False) -> None:
         ("index", details["path"]),
         ("records", details["count"]),
         ("deleted", f"{details['deleted']} (marked, filtered from results)"),
-        ("encoder", f"{encoder['kind']} {encoder['model']}"),
-        (
+        ("encoder", f"{encoder.get('kind')} {encoder.get('model')}"),
+        (  # .get: an encoder given through the Python API may not have every key
             "pooling",
-            f"{encoder['pooling']}, layers {encoder['layers']} ({encoder['layer_combine']})",
+            f"{encoder.get('pooling')}, layers {encoder.get('layers')} "
+            f"({encoder.get('layer_combine')})",
         ),
-        ("dim", encoder["dim"]),
-        ("max tokens", encoder["max_seq_length"]),
+        ("dim", encoder.get("dim")),
+        ("max tokens", encoder.get("max_seq_length")),
         ("index type", f"{section['type']} ({section['faiss_factory']}) {section['params']}"),
         ("parts", _parts(details["parts"])),
         ("threshold", describe(details["threshold"], details["count"])),
@@ -338,6 +339,16 @@ def info(index_path: IndexArg, as_json: JsonOpt = False) -> None:
         ("created", details["created"]),
         ("updated", details["updated"]),
     ]
+    left = details["leftovers"]
+    if left or details["stale_lock"]:
+        shown = [f"{name} ({size:,} B)" for name, size in left.items()]
+        shown += [f"{details['stale_lock']} (a lock nobody holds)"] * bool(details["stale_lock"])
+        lines.append(
+            (
+                "leftovers",
+                f"{', '.join(shown)}: from killed writes; the next index/add/delete removes them",
+            )
+        )
     for key, value in lines:
         typer.echo(f"{key:>10}: {value}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from semsearch.atomic import folder_bytes, leftovers, stale_lock
 from semsearch.index.manifest import DATA_FILES, MANIFEST_FILE
 from semsearch.index.ondisk import data_files
 
@@ -14,7 +15,9 @@ FILES = (MANIFEST_FILE, *DATA_FILES)
 
 
 def summary(store: IndexStore) -> dict[str, Any]:
-    """Counts, encoder, index type and parameters, parts, file sizes, threshold, dates."""
+    """Counts, encoder, index type and parameters, parts, file sizes, threshold, dates;
+    and what killed writers left beside the folder (bytes of each), which the next
+    write removes: reading never changes a folder."""
     manifest, section = store.manifest, store.manifest.index
     return {
         "path": str(store.path),
@@ -39,4 +42,6 @@ def summary(store: IndexStore) -> dict[str, Any]:
         "created": manifest.created,
         "updated": manifest.updated,
         "version": store.version,
+        "leftovers": {str(folder): folder_bytes(folder) for folder in leftovers(store.path)},
+        "stale_lock": None if (lock := stale_lock(store.path)) is None else str(lock),
     }
