@@ -374,8 +374,9 @@ def _open_source(
 ) -> Any:
     """The corpus as `index` and `add` read it, from their shared corpus options."""
     from semsearch.corpus import open_corpus
+    from semsearch.corpus.reader import refuse_empty
 
-    return open_corpus(
+    source = open_corpus(
         corpus,
         text_field=text_field,
         answer_field=answer_field,
@@ -384,6 +385,8 @@ def _open_source(
         delimiter=delimiter,
         header=not no_header,
     )
+    refuse_empty(source)  # named, before "reading ..." and before any model loads
+    return source
 
 
 def register(app: typer.Typer) -> None:

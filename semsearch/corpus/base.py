@@ -55,6 +55,15 @@ class Fields:
         return f"text from {self.text!r}, {answer}, {ident} ({how})"
 
 
+UTF16_HINT = "NUL bytes: the file looks like UTF-16; save it as UTF-8"
+
+
+def nul_hint(names: Iterable[str]) -> str:
+    """A hint for a message about names read from a file, where they hold NUL bytes
+    (UTF-16 without a byte order mark reads as UTF-8 with a NUL in every other byte)."""
+    return f" ({UTF16_HINT})" if any("\x00" in name for name in names) else ""
+
+
 def input_error(path: Path, line: int, message: str) -> InputError:
     """Every reader's errors start with the file and the line."""
     return InputError(f"{path}, line {line}: {message}")
@@ -130,6 +139,9 @@ class Table(ABC):
         if text is None:
             text = self._detect(TEXT_NAMES, taken)
             if text is None:
+                hint = nul_hint(self.columns)
+                if hint:
+                    raise InputError(f"{self.path}: the header holds {UTF16_HINT}")
                 raise InputError(
                     f"{self.path}: no text column found; columns found: {shown(self.columns)}; "
                     "name the one to embed as the text field",
@@ -152,6 +164,7 @@ class Table(ABC):
         if not matches:
             raise InputError(
                 f"{self.path} has no column {name!r}; columns found: {shown(self.columns)}"
+                + nul_hint(self.columns)
             )
         return matches[0]
 

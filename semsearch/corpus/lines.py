@@ -12,6 +12,7 @@ from typing import Any
 
 from semsearch.corpus.base import (
     BEIR_TEXT,
+    UTF16_HINT,
     Fields,
     Rows,
     Table,
@@ -43,7 +44,9 @@ def json_object(path: Path, line: int, text: str) -> dict[str, Any]:
     try:
         value = json.loads(text, parse_constant=refuse_constant, parse_float=finite)
     except json.JSONDecodeError as exc:
-        raise input_error(path, line, f"bad JSON: {exc.msg} (column {exc.colno})") from None
+        hint = f" ({UTF16_HINT})" if "\x00" in text else ""
+        message = f"bad JSON: {exc.msg} (column {exc.colno}){hint}"
+        raise input_error(path, line, message) from None
     except (RecursionError, ValueError) as exc:  # too deep; an integer of 4,300+ digits
         detail = "nested too deeply to read" if isinstance(exc, RecursionError) else str(exc)
         raise input_error(path, line, f"bad JSON: {detail}") from None
@@ -101,15 +104,19 @@ class BeirTable(JsonlTable):
 
 
 class TxtTable(Table):
-    """One text per line, no columns: the id is the line number and the answer the text."""
+    """One text per line, no columns: the id is the line number and the answer the text.
+    A line ends at a line feed, a CR LF, or a lone CR (an old Mac file's line end)."""
 
     def _read_columns(self) -> list[str]:
         return ["line"]
 
     def rows(self) -> Rows:
+        number = 0
         with closing(read_lines(self.path)) as lines:
-            for line, text in lines:
-                yield line, {"line": text.rstrip("\r\n")}
+            for _, text in lines:
+                for piece in text.rstrip("\r\n").split("\r"):
+                    number += 1
+                    yield number, {"line": piece}
 
     def fields(
         self, text_field: str | None, answer_field: str | None, id_field: str | None
