@@ -81,7 +81,8 @@ IndexTypeOpt = Annotated[
     str | None,
     typer.Option(
         "--index-type",
-        help="auto (default: flat, hnsw from 50,000 vectors), flat, hnsw, ivf or sq8 (compressed).",
+        help="auto (default: flat, hnsw from 50,000 vectors), flat, hnsw, ivf, sq8 (compressed) "
+        "or ivfpq (compressed, on disk; at least 256 entries).",
     ),
 ]
 
