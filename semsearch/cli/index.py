@@ -17,6 +17,7 @@ from semsearch.cli.options import (
     QuietOpt,
     with_encoder_options,
 )
+from semsearch.corpus.base import ANSWER_NAMES, ID_NAMES, TEXT_NAMES
 
 FIELDS_PANEL = "Corpus fields"
 IndexArg = Annotated[Path, typer.Argument(help="Index folder, e.g. indexes/faq.")]
@@ -31,22 +32,25 @@ TextFieldOpt = Annotated[
     str | None,
     typer.Option(
         "--text-field",
-        help="Column to embed (default: the first of question, query, text, sentence, title, "
-        "content, body).",
+        help=f"Column to embed (default: the first of {', '.join(TEXT_NAMES)}).",
         rich_help_panel=FIELDS_PANEL,
     ),
 ]
 AnswerFieldOpt = Annotated[
     str | None,
     typer.Option(
-        "--answer-field", help="Column to return (default: the text).", rich_help_panel=FIELDS_PANEL
+        "--answer-field",
+        help=f"Column to return (default: the first of {', '.join(ANSWER_NAMES)}; where "
+        "--text-field is given and one other column is left, that one; else the text itself).",
+        rich_help_panel=FIELDS_PANEL,
     ),
 ]
 IdFieldOpt = Annotated[
     str | None,
     typer.Option(
         "--id-field",
-        help="Column of unique ids (default: row number).",
+        help=f"Column of unique ids (default: the first of {', '.join(ID_NAMES)}; "
+        "else the row number).",
         rich_help_panel=FIELDS_PANEL,
     ),
 ]

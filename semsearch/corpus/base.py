@@ -152,7 +152,15 @@ class Table(ABC):
             answer = self._detect(ANSWER_NAMES, taken)
         if ident is None:
             ident = self._detect(ID_NAMES, taken)
+        if answer is None and answer_field is None and text_field is not None:
+            answer = self._only_other({text, ident})
         return Fields(text, answer, ident, detected)
+
+    def _only_other(self, taken: set[str | None]) -> str | None:
+        """Where the user named the text and no answer column is known by name: the one
+        other column (a German Frage/Antwort table), else None (the text is the answer)."""
+        others = [c for c in self.columns if c not in taken]
+        return others[0] if len(others) == 1 else None
 
     def _given(self, name: str | None) -> str | None:
         """The column the user named: an exact match, else a case-insensitive one."""
