@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -63,6 +64,9 @@ class WriteStats:
     updated: int
     truncated: int
     seconds: float
+
+
+log = logging.getLogger("semsearch")
 
 
 def check_ids(chunk: Sequence[Record], seen: set[str]) -> None:
@@ -281,10 +285,13 @@ def write_new(
     show_progress: bool | None,
     batch_size: int | None,
     engine: Engine | None = None,
+    replaced: tuple[Path, Manifest] | None = None,
 ) -> int:
     """Encode every chunk (with `engine`, by default in this process) into a complete
     index folder at `staging`; returns how many texts were truncated. `encoder` gives
-    the fingerprint and dimension and encodes the no-answer estimate's questions."""
+    the fingerprint and dimension and encodes the no-answer estimate's questions.
+    `replaced`: the path and manifest of the index this build replaces, whose calibrated
+    threshold is kept where the encoder is the same (and a note logged either way)."""
     truncated = 0
     parts = dataclasses.replace(Parts.choose(fields), generic=True)
     engine = engine or local_engine(encoder, batch_size, show_progress)
@@ -329,5 +336,14 @@ def write_new(
         parts=parts.to_json(),
         threshold=threshold.estimate(top, encoder.fingerprint) if len(top) else None,
     )
+    if replaced is not None:
+        path, old = replaced
+        kept, note = threshold.carried(
+            old.threshold, old.encoder, manifest.encoder, len(matrix), path
+        )
+        if kept is not None:
+            manifest = dataclasses.replace(manifest, threshold=kept)
+        if note:
+            log.warning(note)
     save_folder(staging, manifest, vectors, second_vectors, lexical, generic)
     return truncated
