@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from semsearch.cli.feedback import quiet_notes
 from semsearch.config import OFF, EncoderConfig, Settings, load_settings
 from semsearch.errors import InputError
 from semsearch.regular import MAX_FILE_BYTES, read_regular
@@ -161,7 +162,15 @@ ThresholdOpt = Annotated[
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+QuietOpt = Annotated[
+    bool,
+    typer.Option(
+        "--quiet",
+        "-q",
+        help="No progress bar or progress notes; only warnings about the data and errors.",
+        callback=quiet_notes,
+    ),
+]
 
 
 @dataclasses.dataclass(frozen=True)
