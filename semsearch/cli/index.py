@@ -15,9 +15,11 @@ from semsearch.cli.options import (
     EncoderOptions,
     JsonOpt,
     QuietOpt,
+    help_safe,
     with_encoder_options,
 )
 from semsearch.corpus.base import ANSWER_NAMES, ID_NAMES, TEXT_NAMES
+from semsearch.errors import install_line
 
 FIELDS_PANEL = "Corpus fields"
 IndexArg = Annotated[Path, typer.Argument(help="Index folder, e.g. indexes/faq.")]
@@ -97,7 +99,7 @@ EngineOpt = Annotated[
     typer.Option(
         "--engine",
         help="local (default: encode in this process) or ray (an actor pool on Ray; "
-        "pip install 'semsearch[ray]').",
+        f"{help_safe(install_line('ray'))}).",
         rich_help_panel=ENGINE_PANEL,
     ),
 ]

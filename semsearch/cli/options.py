@@ -161,6 +161,14 @@ ThresholdOpt = Annotated[
 ]
 
 
+def help_safe(text: str) -> str:
+    """Text for a --help string, with what rich would read as markup escaped: typer
+    renders help through rich, which took `[ray]` in `semsearch[ray]` for a style tag."""
+    from rich.markup import escape
+
+    return escape(text)
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 QuietOpt = Annotated[
     bool,
