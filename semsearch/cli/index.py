@@ -346,16 +346,11 @@ def info(index_path: IndexArg, as_json: JsonOpt = False) -> None:
         ("created", details["created"]),
         ("updated", details["updated"]),
     ]
-    left = details["leftovers"]
-    if left or details["stale_lock"]:
-        shown = [f"{name} ({size:,} B)" for name, size in left.items()]
-        shown += [f"{details['stale_lock']} (a lock nobody holds)"] * bool(details["stale_lock"])
-        lines.append(
-            (
-                "leftovers",
-                f"{', '.join(shown)}: from killed writes; the next index/add/delete removes them",
-            )
-        )
+    shown = [f"{name} ({size:,} B)" for name, size in details["leftovers"].items()]
+    shown += [f"{details['stale_lock']} (a lock nobody holds)"] * bool(details["stale_lock"])
+    if shown:
+        why = "from killed writes; the next index/add/delete removes them"
+        lines.append(("leftovers", f"{', '.join(shown)}: {why}"))
     for key, value in lines:
         typer.echo(f"{key:>10}: {value}")
 

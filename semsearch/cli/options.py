@@ -16,6 +16,7 @@ from semsearch.cli.feedback import quiet_notes
 from semsearch.config import OFF, EncoderConfig, Settings, load_settings
 from semsearch.errors import InputError
 from semsearch.regular import MAX_FILE_BYTES, read_regular
+from semsearch.text import echoed
 
 if TYPE_CHECKING:
     from semsearch.encoders import Encoder
@@ -120,8 +121,8 @@ ModeOpt = Annotated[
     str | None,
     typer.Option(
         "--mode",
-        help="hybrid (default: the dense views and BM25 fused), dense (cosine only, as "
-        "before hybrid search) or lexical (BM25 only).",
+        help="hybrid (default: the dense views and BM25 fused), dense (ranked by the "
+        "cosine alone) or lexical (BM25 only).",
     ),
 ]
 RerankOpt = Annotated[
@@ -145,7 +146,7 @@ def parse_threshold(value: str | float | None) -> float | str | None:
     except ValueError:
         number = float("nan")
     if not -1.0 <= number <= 1.0:  # NaN too
-        raise typer.BadParameter(f"{value!r} is not a cosine in [-1, 1] or none")
+        raise typer.BadParameter(f"{echoed(value)} is not a cosine in [-1, 1] or none")
     return number
 
 

@@ -21,8 +21,9 @@ from semsearch.cli.options import (
     parse_threshold,
     with_encoder_options,
 )
-from semsearch.config import OFF
+from semsearch.config import OFF, shown_threshold
 from semsearch.errors import ConfigError, SemsearchError
+from semsearch.text import echoed
 
 if TYPE_CHECKING:
     from semsearch.results import SearchResult
@@ -100,11 +101,6 @@ def prompt_command(line: str) -> str | None:
     """The prompt command a line is (`:quit`, `:k 3`, ...), by name; None for a question."""
     name = line[1:].partition(" ")[0] if line.startswith(":") else ""
     return name if name in COMMANDS else None
-
-
-def shown_threshold(value: float | None) -> str:
-    """The threshold as the CLI takes it: a number, or "none" (every question answered)."""
-    return "none" if value is None else str(value)
 
 
 def _piped(engine: SearchEngine, as_json: bool) -> None:
@@ -222,7 +218,7 @@ def _number(argument: str, kind: type[int] | type[float], example: str) -> Any:
         return kind(argument)
     except ValueError:
         what = "a whole number" if kind is int else "a number"
-        raise ConfigError(f"{argument!r} is not {what}, e.g. {example}") from None
+        raise ConfigError(f"{echoed(argument)} is not {what}, e.g. {example}") from None
 
 
 def _replace(engine: SearchEngine, **changes: Any) -> Any:

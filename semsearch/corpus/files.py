@@ -40,6 +40,11 @@ def corpus_files(path: Path) -> list[Path] | None:
     if path.is_dir():
         if (path / "corpus.jsonl").is_file():
             return None  # a BEIR folder
+        if (path / "manifest.json").is_file():
+            raise InputError(
+                f"{path} is an index folder (it holds manifest.json), not a corpus: give the "
+                "corpus file it was built from"
+            )
         files = _listed(list(path.iterdir()))
         if not files:
             raise InputError(

@@ -20,13 +20,12 @@ import numpy as np
 
 from semsearch import atomic
 from semsearch.corpus import Record
-from semsearch.errors import IndexFolderError, InputError, SemsearchError
+from semsearch.errors import IndexFolderError, InputError
 from semsearch.fingerprint import check as check_fingerprint
 from semsearch.index import threshold
 from semsearch.index.checks import check_counts, checked_manifest
 from semsearch.index.lexical import LexicalIndex
 from semsearch.index.manifest import (
-    MANIFEST_FILE,
     RECORDS_FILE,
     VECTORS_FILE,
     Manifest,
@@ -49,6 +48,7 @@ from semsearch.index.writes import (
     check_ids,
     check_writable,
     refuse_foreign,
+    replaced_index,
     save_folder,
     semsearch_version,
     write_errors,
@@ -182,7 +182,7 @@ class IndexStore:
                 show_progress=show_progress,
                 batch_size=batch_size,
                 engine=engine,
-                replaced=_replaced(path),
+                replaced=replaced_index(path),
             )
             cls.open(staging).close()
         store = cls.open(path)
@@ -387,15 +387,4 @@ def _peek_version(path: Path) -> str | None:
     try:
         return Manifest.read(path).version
     except IndexFolderError:
-        return None
-
-
-def _replaced(path: Path) -> tuple[Path, Manifest] | None:
-    """The index a build is about to replace, where one is there and readable (its
-    calibrated threshold may carry over); None for a new folder or a broken one."""
-    if not (path / MANIFEST_FILE).exists():
-        return None
-    try:
-        return path, Manifest.read(path)
-    except SemsearchError:
         return None

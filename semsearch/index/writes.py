@@ -18,7 +18,7 @@ import numpy as np
 from semsearch import atomic
 from semsearch.cache import sha256_of
 from semsearch.corpus import Record
-from semsearch.errors import IndexFolderError, InputError
+from semsearch.errors import IndexFolderError, InputError, SemsearchError
 from semsearch.index import threshold
 from semsearch.index.lexical import LexicalIndex
 from semsearch.index.manifest import (
@@ -234,6 +234,17 @@ def semsearch_version() -> str:
     from semsearch import __version__  # here: semsearch/__init__ may import this module
 
     return __version__
+
+
+def replaced_index(path: Path) -> tuple[Path, Manifest] | None:
+    """The index a build is about to replace, where one is there and readable (its
+    calibrated threshold may carry over); None for a new folder or a broken one."""
+    if not (path / MANIFEST_FILE).exists():
+        return None
+    try:
+        return path, Manifest.read(path)
+    except SemsearchError:
+        return None
 
 
 def refuse_foreign(path: Path) -> None:
