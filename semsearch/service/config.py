@@ -40,7 +40,7 @@ class ServeConfig:
     keep_alive_timeout: int = 5  # seconds an idle keep-alive connection stays open
     header_timeout: float = 10.0  # seconds for a request's headers to arrive
     body_timeout: float = 60.0  # seconds for a request's body to arrive, once headers are in
-    max_connections: int = 512  # open connections (or requests in flight) before 503
+    max_connections: int = 512  # requests in flight before 503 (and idle sockets kept)
     max_header_bytes: int = 16 * 1024
 
     def __post_init__(self) -> None:

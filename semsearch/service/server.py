@@ -118,7 +118,9 @@ def uvicorn_server(app: FastAPI, config: ServeConfig, log_level: str = "info") -
 
     settings = uvicorn.Config(
         app,
-        http=guarded_protocol(config.header_timeout, config.max_header_bytes),
+        http=guarded_protocol(
+            config.header_timeout, config.max_header_bytes, max_idle=config.max_connections
+        ),
         log_level=log_level,
         access_log=config.access_log,
         timeout_graceful_shutdown=int(max(1, config.graceful_timeout)),
