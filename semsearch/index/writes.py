@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import logging
 import sqlite3
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,7 +112,9 @@ def encode_views(
     ]
     second = primary.copy()
     if differ:
-        second[differ] = encoder.encode([texts[i] for i in differ], batch_size=batch_size)
+        second[differ] = encoder.encode(
+            [texts[i] for i in differ], batch_size=batch_size, show_progress=show_progress
+        )
     return primary, second, truncated
 
 
@@ -128,13 +131,29 @@ index, lexical part, threshold and manifest are written the same way."""
 def local_engine(
     encoder: VectorEncoder, batch_size: int | None, show_progress: bool | None
 ) -> Engine:
-    """Encode each chunk in this process, one after the other."""
+    """Encode each chunk in this process, one after the other, under one progress bar
+    for the whole build (entries encoded so far; the total of a streamed corpus is
+    unknown), not a bar per chunk. `show_progress` None: a bar when stderr is a terminal."""
 
     def encoded(chunks: Iterable[Sequence[Record]], parts: Parts) -> Iterator[Encoded]:
-        for chunk in chunks:
-            yield (chunk, *encode_views(encoder, chunk, parts, batch_size, show_progress))
+        shown = sys.stderr.isatty() if show_progress is None else show_progress
+        progress = _entries_bar() if shown else None
+        try:
+            for chunk in chunks:
+                yield (chunk, *encode_views(encoder, chunk, parts, batch_size, False))
+                if progress is not None:
+                    progress.update(len(chunk))
+        finally:
+            if progress is not None:
+                progress.close()
 
     return encoded
+
+
+def _entries_bar() -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(unit="entry", desc="encoding", file=sys.stderr)
 
 
 def checked_chunks(chunks: Iterable[Sequence[Record]]) -> Iterator[Sequence[Record]]:
