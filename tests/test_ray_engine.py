@@ -255,7 +255,9 @@ def test_an_id_in_two_files_is_refused(tiny_bert: Path, tmp_path: Path) -> None:
     write_csv(tmp_path / "b.csv", [rows[1], rows[3]])
     done = run("index", tmp_path, "-o", tmp_path / "idx", *tiny(tiny_bert, "onnx"))
     assert done.exit_code == 1
-    assert "id 'e1' appears more than once in the input: ids must be unique" in done.stderr
+    assert (  # both places (issue 24 item 15)
+        f"{tmp_path / 'b.csv'}, line 2: duplicate id 'e1' (first in {tmp_path / 'a.csv'}, line 3)"
+    ) in done.stderr
     assert not (tmp_path / "idx").exists()
 
 
