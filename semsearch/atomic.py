@@ -8,7 +8,8 @@ is first renamed aside to `NAME.old-PID-XXXX` and the new one renamed in. A cras
 between those two renames is repaired by `recover`, which only writers call (under
 `locked`): readers find the old version with `interrupted` and read it where it lies.
 The PID in the names lets the next writer remove what a killed writer left behind
-without touching a live one's work.
+without touching a live one's work: every writer does so when it takes the lock
+(`tidy`), and `leftovers` and `stale_lock` tell a reader (`semsearch info`) what is there.
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ def locked(path: Path) -> Iterator[None]:
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = path.parent / f".{path.name}.lock"
+    lock = lock_file(path)
     while True:
         descriptor = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
         try:
@@ -181,11 +182,61 @@ def locked(path: Path) -> Iterator[None]:
             raise
         os.close(descriptor)  # the previous holder deleted it: lock the next one
     try:
+        tidy(path)  # what killed writers left; under the lock, so never a live one's work
         yield
     finally:
         with contextlib.suppress(OSError):
             os.unlink(lock)  # while still holding it, so nobody can have locked it meanwhile
         os.close(descriptor)
+
+
+def lock_file(path: Path) -> Path:
+    """Where `locked(path)` keeps its lock."""
+    return path.parent / f".{path.name}.lock"
+
+
+def leftovers(path: Path) -> list[Path]:
+    """What killed writers left beside `path`: their `NAME.tmp-PID-*` folders, and their
+    `NAME.old-PID-*` ones while `path` exists (without it, one is the version to recover)."""
+    found = _abandoned(path, "tmp")
+    return found + _abandoned(path, "old") if path.exists() else found
+
+
+def stale_lock(path: Path) -> Path | None:
+    """The lock file of `path` when it is there and no process holds it (its writer
+    was killed before it could delete it); None when it is absent or held."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    lock = lock_file(path)
+    try:
+        descriptor = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return None  # a writer holds it
+    finally:
+        os.close(descriptor)  # also lets go of the shared lock, if taken
+    return lock
+
+
+def folder_bytes(folder: Path) -> int:
+    """The bytes of the files in `folder`, at any depth (what removing it frees)."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+def tidy(path: Path) -> None:
+    """Remove `leftovers(path)`; only a writer holding `locked(path)` may call it."""
+    for leftover in leftovers(path):
+        _remove(leftover)
 
 
 def _same_file(path: Path, opened: os.stat_result) -> bool:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from semsearch.errors import ConfigError, InputError
+from semsearch.regular import MAX_FILE_BYTES, read_regular
 
 DEFAULT_PRECISION = 0.9
 
@@ -98,8 +99,8 @@ def read_labelled(path: str | Path) -> Labelled:
     if suffix not in (".csv", ".tsv", ".jsonl"):
         raise InputError(f"{path}: give a .csv, .tsv or .jsonl file with question and id")
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_regular(path, MAX_FILE_BYTES).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
         raise InputError(f"cannot read {path}: {exc}") from None
     rows: list[dict[str, Any]] = []
     if suffix == ".jsonl":

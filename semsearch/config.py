@@ -18,6 +18,8 @@ else:  # Python 3.10: the same parser, from PyPI
     import tomli as tomllib
 
 from semsearch.errors import ConfigError
+from semsearch.regular import read_settings
+from semsearch.text import echoed
 
 ENCODER_KINDS = ("sentence-transformer", "bert")
 POOLING_MODES = ("cls", "pooler", "mean", "max", "mean_max", "last")
@@ -35,7 +37,7 @@ see the README's retrieval table."""
 def _choice(name: str, value: str, valid: tuple[str, ...], setting: str | None) -> str:
     if value not in valid:
         raise ConfigError(
-            f"unknown {name} {value!r}: choose one of {', '.join(valid)}", setting=setting
+            f"unknown {name} {echoed(value)}: choose one of {', '.join(valid)}", setting=setting
         )
     return value
 
@@ -50,7 +52,7 @@ def parse_layers(value: str | int | list[int] | tuple[int, ...]) -> tuple[int, .
             layers = tuple(int(p) for p in parts)
         except ValueError:
             raise ConfigError(
-                f"bad layers {value!r}: give integers like -1, -2 or -4,-3,-2,-1",
+                f"bad layers {echoed(value)}: give integers like -1, -2 or -4,-3,-2,-1",
                 setting="layers",
             ) from None
     else:
@@ -157,13 +159,19 @@ OFF = "none"
 """The threshold that turns the "no answer" decision off."""
 
 
+def shown_threshold(value: float | None) -> str:
+    """A threshold in force as every face says it and the CLI takes it: the number, or
+    "none" (every question is answered by its best hit)."""
+    return OFF if value is None else str(value)
+
+
 def check_threshold(value: object) -> None:
     """A threshold is None (not given), OFF, or a cosine in [-1, 1]."""
     if value is None or value == OFF:
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(
-            f"threshold {value!r} is neither a number nor {OFF!r}", setting="threshold"
+            f"threshold {echoed(value)} is neither a number nor {OFF!r}", setting="threshold"
         )
     if not -1.0 <= value <= 1.0:
         raise ConfigError(f"threshold {value} is not a cosine in [-1, 1]", setting="threshold")
@@ -220,7 +228,7 @@ def load_settings(
     if path is not None:
         path = Path(path)
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(read_settings(path))
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -54,6 +54,16 @@ def _hub_folder(name: str) -> Path:
     )
 
 
+def _path_like(name: str) -> bool:
+    """A name only a folder can be: it starts with . / ~, has a separator a hub id
+    ("owner/name") does not (several slashes, a backslash, a trailing slash), or sits in
+    a folder that exists here (`models/faq` beside `models/`)."""
+    if name.startswith((".", "/", "~")) or name.endswith("/") or "\\" in name:
+        return True
+    parent = Path(name).parent
+    return name.count("/") > 1 or (parent != Path(".") and parent.is_dir())
+
+
 @functools.lru_cache(maxsize=32)
 def resolve_model(name: str) -> Path:
     """Return the folder holding `name`'s config.json and weights."""
@@ -67,7 +77,7 @@ def resolve_model(name: str) -> Path:
                 "or sentence-transformers model folder"
             )
         return folder.resolve()
-    if folder.exists() or name.startswith((".", "/", "~")):
+    if folder.exists() or _path_like(name):
         raise ModelNotFoundError(f"model folder {folder} does not exist or is not a folder")
     packaged = _packaged_folder(name)
     if packaged is not None:

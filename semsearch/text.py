@@ -29,3 +29,16 @@ def shown(names: Iterable[str]) -> str:
     return ", ".join(
         repr(name) if any(ch < " " or ch == "\x7f" for ch in name) else name for name in names
     )
+
+
+ECHO_CHARS = 60
+"""How much of a value a user gave an error message repeats."""
+
+
+def echoed(value: object) -> str:
+    """`value` as an error message repeats it (its repr), cut to `ECHO_CHARS` with the
+    full length said, so a 64k-character question does not fill the terminal."""
+    shown = repr(value)
+    if len(shown) <= ECHO_CHARS:
+        return shown
+    return f"{shown[:ECHO_CHARS]}... ({len(str(value)):,} characters)"

@@ -75,8 +75,24 @@ class _Notes(logging.Handler):
 
 
 def show_library_notes() -> None:
-    """Route the `semsearch` logger to stderr (once), at INFO."""
+    """Route the `semsearch` logger to stderr (once), at INFO, and nothing else: only
+    `semsearch: ...` lines reach a user. Its records stop there (no second copy through
+    the root logger), and the root logger gets a handler that drops everything, so a
+    library that calls `logging.basicConfig()` while a command runs (ONNX Runtime's
+    quantiser does, at import) configures nothing: no `INFO:...` or `DEBUG:bm25s:...`."""
     logger = logging.getLogger("semsearch")
     if not any(isinstance(handler, _Notes) for handler in logger.handlers):
         logger.addHandler(_Notes())
     logger.setLevel(logging.INFO)
+    logger.propagate = False
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.NullHandler())
+
+
+def quiet_notes(quiet: bool) -> bool:
+    """--quiet: no progress notes (exporting, done in ...); warnings about the data
+    (short rows, truncated texts) and errors still show."""
+    if quiet:
+        logging.getLogger("semsearch").setLevel(logging.WARNING)
+    return quiet

@@ -133,8 +133,9 @@ def finetune(
     counts = result["pairs"]
     before, after = result["before"], result["after"]
     lines = [
-        f"fine-tuned {base} on {counts['training']} pairs ({counts['corpus']} from the corpus, "
-        f"{counts['labelled']} labelled) in {result['seconds']['train']:.1f} s",
+        f"fine-tuned {base} on {counts['training']} pairs ({counts['training_corpus']} from "
+        f"the corpus, {counts['training_labelled']} labelled) in "
+        f"{result['seconds']['train']:.1f} s",
         f"held out: {counts['held_out']} questions ({result['held_out_from']})"
         if counts["held_out"]
         else "held out: none (nothing measured)",

@@ -15,8 +15,11 @@ from semsearch.cli.options import (
     EncoderOptions,
     JsonOpt,
     QuietOpt,
+    help_safe,
     with_encoder_options,
 )
+from semsearch.corpus.base import ANSWER_NAMES, ID_NAMES, TEXT_NAMES
+from semsearch.errors import install_line
 
 FIELDS_PANEL = "Corpus fields"
 IndexArg = Annotated[Path, typer.Argument(help="Index folder, e.g. indexes/faq.")]
@@ -31,22 +34,25 @@ TextFieldOpt = Annotated[
     str | None,
     typer.Option(
         "--text-field",
-        help="Column to embed (default: the first of question, query, text, sentence, title, "
-        "content, body).",
+        help=f"Column to embed (default: the first of {', '.join(TEXT_NAMES)}).",
         rich_help_panel=FIELDS_PANEL,
     ),
 ]
 AnswerFieldOpt = Annotated[
     str | None,
     typer.Option(
-        "--answer-field", help="Column to return (default: the text).", rich_help_panel=FIELDS_PANEL
+        "--answer-field",
+        help=f"Column to return (default: the first of {', '.join(ANSWER_NAMES)}; where "
+        "--text-field is given and one other column is left, that one; else the text itself).",
+        rich_help_panel=FIELDS_PANEL,
     ),
 ]
 IdFieldOpt = Annotated[
     str | None,
     typer.Option(
         "--id-field",
-        help="Column of unique ids (default: row number).",
+        help=f"Column of unique ids (default: the first of {', '.join(ID_NAMES)}; "
+        "else the row number).",
         rich_help_panel=FIELDS_PANEL,
     ),
 ]
@@ -81,7 +87,8 @@ IndexTypeOpt = Annotated[
     str | None,
     typer.Option(
         "--index-type",
-        help="auto (default: flat, hnsw from 50,000 vectors), flat, hnsw, ivf or sq8 (compressed).",
+        help="auto (default: flat, hnsw from 50,000 vectors), flat, hnsw, ivf, sq8 (compressed) "
+        "or ivfpq (compressed, on disk; at least 256 entries).",
     ),
 ]
 
@@ -92,7 +99,7 @@ EngineOpt = Annotated[
     typer.Option(
         "--engine",
         help="local (default: encode in this process) or ray (an actor pool on Ray; "
-        "pip install 'semsearch[ray]').",
+        f"{help_safe(install_line('ray'))}).",
         rich_help_panel=ENGINE_PANEL,
     ),
 ]
@@ -324,13 +331,14 @@ def info(index_path: IndexArg, as_json: JsonOpt = False) -> None:
         ("index", details["path"]),
         ("records", details["count"]),
         ("deleted", f"{details['deleted']} (marked, filtered from results)"),
-        ("encoder", f"{encoder['kind']} {encoder['model']}"),
-        (
+        ("encoder", f"{encoder.get('kind')} {encoder.get('model')}"),
+        (  # .get: an encoder given through the Python API may not have every key
             "pooling",
-            f"{encoder['pooling']}, layers {encoder['layers']} ({encoder['layer_combine']})",
+            f"{encoder.get('pooling')}, layers {encoder.get('layers')} "
+            f"({encoder.get('layer_combine')})",
         ),
-        ("dim", encoder["dim"]),
-        ("max tokens", encoder["max_seq_length"]),
+        ("dim", encoder.get("dim")),
+        ("max tokens", encoder.get("max_seq_length")),
         ("index type", f"{section['type']} ({section['faiss_factory']}) {section['params']}"),
         ("parts", _parts(details["parts"])),
         ("threshold", describe(details["threshold"], details["count"])),
@@ -338,6 +346,11 @@ def info(index_path: IndexArg, as_json: JsonOpt = False) -> None:
         ("created", details["created"]),
         ("updated", details["updated"]),
     ]
+    shown = [f"{name} ({size:,} B)" for name, size in details["leftovers"].items()]
+    shown += [f"{details['stale_lock']} (a lock nobody holds)"] * bool(details["stale_lock"])
+    if shown:
+        why = "from killed writes; the next index/add/delete removes them"
+        lines.append(("leftovers", f"{', '.join(shown)}: {why}"))
     for key, value in lines:
         typer.echo(f"{key:>10}: {value}")
 
@@ -363,8 +376,9 @@ def _open_source(
 ) -> Any:
     """The corpus as `index` and `add` read it, from their shared corpus options."""
     from semsearch.corpus import open_corpus
+    from semsearch.corpus.reader import refuse_empty
 
-    return open_corpus(
+    source = open_corpus(
         corpus,
         text_field=text_field,
         answer_field=answer_field,
@@ -373,6 +387,8 @@ def _open_source(
         delimiter=delimiter,
         header=not no_header,
     )
+    refuse_empty(source)  # named, before "reading ..." and before any model loads
+    return source
 
 
 def register(app: typer.Typer) -> None:

@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from semsearch.cli.feedback import quiet_notes
 from semsearch.config import OFF, EncoderConfig, Settings, load_settings
 from semsearch.errors import InputError
+from semsearch.regular import MAX_FILE_BYTES, read_regular
+from semsearch.text import echoed
 
 if TYPE_CHECKING:
     from semsearch.encoders import Encoder
@@ -118,8 +121,8 @@ ModeOpt = Annotated[
     str | None,
     typer.Option(
         "--mode",
-        help="hybrid (default: the dense views and BM25 fused), dense (cosine only, as "
-        "before hybrid search) or lexical (BM25 only).",
+        help="hybrid (default: the dense views and BM25 fused), dense (ranked by the "
+        "cosine alone) or lexical (BM25 only).",
     ),
 ]
 RerankOpt = Annotated[
@@ -143,7 +146,7 @@ def parse_threshold(value: str | float | None) -> float | str | None:
     except ValueError:
         number = float("nan")
     if not -1.0 <= number <= 1.0:  # NaN too
-        raise typer.BadParameter(f"{value!r} is not a cosine in [-1, 1] or none")
+        raise typer.BadParameter(f"{echoed(value)} is not a cosine in [-1, 1] or none")
     return number
 
 
@@ -159,8 +162,24 @@ ThresholdOpt = Annotated[
 ]
 
 
+def help_safe(text: str) -> str:
+    """Text for a --help string, with what rich would read as markup escaped: typer
+    renders help through rich, which took `[ray]` in `semsearch[ray]` for a style tag."""
+    from rich.markup import escape
+
+    return escape(text)
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+QuietOpt = Annotated[
+    bool,
+    typer.Option(
+        "--quiet",
+        "-q",
+        help="No progress bar or progress notes; only warnings about the data and errors.",
+        callback=quiet_notes,
+    ),
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,12 +267,9 @@ def read_lines(source: str) -> list[str]:
         name = "standard input"
     else:
         path = Path(source)
-        if not path.is_file():
+        if not path.exists():
             raise InputError(f"input file not found: {path}")
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read {path}: {exc.strerror}") from None
+        data = read_regular(path, MAX_FILE_BYTES)
         name = str(path)
     lines = data.splitlines()
     for number, line in enumerate(lines, start=1):

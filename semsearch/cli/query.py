@@ -21,8 +21,9 @@ from semsearch.cli.options import (
     parse_threshold,
     with_encoder_options,
 )
-from semsearch.config import OFF
+from semsearch.config import OFF, shown_threshold
 from semsearch.errors import ConfigError, SemsearchError
+from semsearch.text import echoed
 
 if TYPE_CHECKING:
     from semsearch.results import SearchResult
@@ -92,16 +93,40 @@ def query(
         _piped(engine, as_json)
 
 
+QUIT = ("q", "quit", "exit")
+COMMANDS = (*QUIT, "help", "k", "threshold")
+
+
+def prompt_command(line: str) -> str | None:
+    """The prompt command a line is (`:quit`, `:k 3`, ...), by name; None for a question."""
+    name = line[1:].partition(" ")[0] if line.startswith(":") else ""
+    return name if name in COMMANDS else None
+
+
 def _piped(engine: SearchEngine, as_json: bool) -> None:
     """One answer per input line; with --json exactly one JSON line per input line (an
     error object for a blank or bad one), so output line N answers input line N. A bad
-    line does not stop the rest; the exit code is 1 when any line failed."""
+    line does not stop the rest; the exit code is 1 when any line failed.
+
+    Lines are questions. A session pasted from the prompt works as a user expects:
+    `:quit` (`:q`, `:exit`) ends the input there, and the prompt's other commands are
+    an error on their line (options set -k and the threshold here), not a question."""
     failed = []
+    number = 0
     for number, raw in enumerate(sys.stdin.buffer, 1):
         line = raw.decode("utf-8", "surrogateescape").removeprefix("\ufeff").strip()
         if not line and not as_json:
             continue
+        command = prompt_command(line)
+        if command in QUIT:
+            number -= 1  # that line is no question
+            break
         try:
+            if command is not None:
+                raise ConfigError(
+                    f"{line.split()[0]} is a command of the interactive prompt; piped input is "
+                    "one question a line (give -k and --threshold as options)"
+                )
             _emit(engine.query(line), as_json)
         except SemsearchError as exc:
             failed.append(number)
@@ -115,8 +140,10 @@ def _piped(engine: SearchEngine, as_json: bool) -> None:
         sys.stdout.flush()
     if failed:
         shown = ", ".join(map(str, failed[:10])) + (" ..." if len(failed) > 10 else "")
+        lines = "line" if number == 1 else "lines"
+        which = "line" if len(failed) == 1 else "lines"
         typer.echo(
-            f"semsearch: error: {len(failed)} of {number} lines got no answer (lines {shown})",
+            f"semsearch: error: {len(failed)} of {number} {lines} got no answer ({which} {shown})",
             err=True,
         )
         raise typer.Exit(code=1)
@@ -140,8 +167,8 @@ def _interactive(engine: SearchEngine) -> None:
     import readline  # noqa: F401 - line editing and history for input()
 
     typer.echo(
-        f"semsearch: {engine.store.count} entries in {engine.path}. "
-        ":help for commands, :quit to leave."
+        f"semsearch: {engine.store.count} entries in {engine.path}, threshold "
+        f"{shown_threshold(engine.threshold())}. :help for commands, :quit to leave."
     )
     while True:
         try:
@@ -165,7 +192,7 @@ def _command(engine: SearchEngine, line: str) -> str | None:
     name, _, argument = line[1:].partition(" ")
     argument = argument.strip()
     try:
-        if name in ("q", "quit", "exit"):
+        if name in QUIT:
             return "quit"
         if name == "help":
             typer.echo(HELP)
@@ -177,7 +204,7 @@ def _command(engine: SearchEngine, line: str) -> str | None:
             off = argument in ("off", "none")
             value = None if default else OFF if off else _number(argument, float, ":threshold 0.4")
             engine.config = _replace(engine, threshold=value)
-            typer.echo(f"threshold = {engine.threshold()}")
+            typer.echo(f"threshold = {shown_threshold(engine.threshold())}")
         else:
             typer.echo(f"unknown command :{name}; :help lists them", err=True)
     except ConfigError as exc:
@@ -191,7 +218,7 @@ def _number(argument: str, kind: type[int] | type[float], example: str) -> Any:
         return kind(argument)
     except ValueError:
         what = "a whole number" if kind is int else "a number"
-        raise ConfigError(f"{argument!r} is not {what}, e.g. {example}") from None
+        raise ConfigError(f"{echoed(argument)} is not {what}, e.g. {example}") from None
 
 
 def _replace(engine: SearchEngine, **changes: Any) -> Any:

@@ -4,6 +4,7 @@ reading with line numbers, and the Table every format reader is."""
 from __future__ import annotations
 
 import codecs
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from semsearch.errors import InputError
+from semsearch.regular import bounded_lines, open_regular
 from semsearch.text import shown
 
 TEXT_NAMES = ("question", "query", "text", "sentence", "title", "content", "body")
@@ -53,6 +55,15 @@ class Fields:
         return f"text from {self.text!r}, {answer}, {ident} ({how})"
 
 
+UTF16_HINT = "NUL bytes: the file looks like UTF-16; save it as UTF-8"
+
+
+def nul_hint(names: Iterable[str]) -> str:
+    """A hint for a message about names read from a file, where they hold NUL bytes
+    (UTF-16 without a byte order mark reads as UTF-8 with a NUL in every other byte)."""
+    return f" ({UTF16_HINT})" if any("\x00" in name for name in names) else ""
+
+
 def input_error(path: Path, line: int, message: str) -> InputError:
     """Every reader's errors start with the file and the line."""
     return InputError(f"{path}, line {line}: {message}")
@@ -64,9 +75,10 @@ def norm(name: str) -> str:
 
 
 def read_lines(path: Path) -> Generator[tuple[int, str], None, None]:
-    """Physical lines decoded one by one, so bad UTF-8 is caught with its line number."""
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, 1):
+    """Physical lines decoded one by one, so bad UTF-8 is caught with its line number;
+    only from a regular file, and no line beyond `MAX_LINE_BYTES` (semsearch.regular)."""
+    with open_regular(path) as handle:
+        for number, raw in bounded_lines(handle, path):
             data = raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw
             try:
                 yield number, data.decode("utf-8")
@@ -92,6 +104,8 @@ def as_text(path: Path, line: int, column: str, value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value
+    if isinstance(value, float) and not math.isfinite(value):  # a Parquet NaN or inf
+        raise input_error(path, line, f"{column!r} is {value}, not a value: give a string")
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     kind = json_kind(value)
@@ -125,6 +139,9 @@ class Table(ABC):
         if text is None:
             text = self._detect(TEXT_NAMES, taken)
             if text is None:
+                hint = nul_hint(self.columns)
+                if hint:
+                    raise InputError(f"{self.path}: the header holds {UTF16_HINT}")
                 raise InputError(
                     f"{self.path}: no text column found; columns found: {shown(self.columns)}; "
                     "name the one to embed as the text field",
@@ -135,7 +152,15 @@ class Table(ABC):
             answer = self._detect(ANSWER_NAMES, taken)
         if ident is None:
             ident = self._detect(ID_NAMES, taken)
+        if answer is None and answer_field is None and text_field is not None:
+            answer = self._only_other({text, ident})
         return Fields(text, answer, ident, detected)
+
+    def _only_other(self, taken: set[str | None]) -> str | None:
+        """Where the user named the text and no answer column is known by name: the one
+        other column (a German Frage/Antwort table), else None (the text is the answer)."""
+        others = [c for c in self.columns if c not in taken]
+        return others[0] if len(others) == 1 else None
 
     def _given(self, name: str | None) -> str | None:
         """The column the user named: an exact match, else a case-insensitive one."""
@@ -147,6 +172,7 @@ class Table(ABC):
         if not matches:
             raise InputError(
                 f"{self.path} has no column {name!r}; columns found: {shown(self.columns)}"
+                + nul_hint(self.columns)
             )
         return matches[0]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from semsearch.corpus.base import Fields, Rows, Table, input_error, read_lines
 from semsearch.errors import ConfigError, InputError
+from semsearch.text import echoed
 
 DELIMITERS = (",", ";", "\t", "|")
 """The delimiters detection chooses from, in the order that breaks a tie."""
@@ -27,7 +28,7 @@ def parse_delimiter(value: str) -> str:
     if len(char) != 1 or char in '"\r\n':
         raise ConfigError(
             f"a delimiter is one character other than a quote or a line end "
-            f"(or 'tab'), got {value!r}",
+            f"(or 'tab'), got {echoed(value)}",
             setting="delimiter",
         )
     return char

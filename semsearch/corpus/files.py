@@ -4,8 +4,8 @@ whichever machine lists the files.
 
 Every file is opened with the same field options and must give the same fields. Ids
 stay unique across files: without an id field a record's id is its row number counted
-through all the files (as if they were one file); with one, the index writer refuses
-an id seen in an earlier file.
+through all the files (as if they were one file); with one, an id seen in an earlier
+file is refused with both places.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import glob
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from semsearch.corpus.base import SUPPORTED, Fields, Record, chunked
+from semsearch.corpus.base import SUPPORTED, Fields, Record, chunked, input_error
 from semsearch.corpus.reader import CORPUS_SUFFIXES, Corpus
 from semsearch.errors import InputError
 
@@ -40,6 +40,11 @@ def corpus_files(path: Path) -> list[Path] | None:
     if path.is_dir():
         if (path / "corpus.jsonl").is_file():
             return None  # a BEIR folder
+        if (path / "manifest.json").is_file():
+            raise InputError(
+                f"{path} is an index folder (it holds manifest.json), not a corpus: give the "
+                "corpus file it was built from"
+            )
         files = _listed(list(path.iterdir()))
         if not files:
             raise InputError(
@@ -90,12 +95,22 @@ class FileSet:
         self.skipped_empty = self.short_rows = 0
         numbered = self.fields.id is None
         offset = 0
+        first: dict[str, tuple[Path, int]] = {}  # an id from the id field: where it was seen
         for corpus in self.corpora:
             count = 0
             for record in corpus:
                 count += 1
                 if numbered:  # the row number through every file
                     record = dataclasses.replace(record, id=str(offset + int(record.id)))
+                elif record.id in first:  # within one file the Corpus refuses it itself
+                    where, line = first[record.id]
+                    raise input_error(
+                        corpus.path,
+                        corpus.line,
+                        f"duplicate id {record.id!r} (first in {where}, line {line})",
+                    )
+                else:
+                    first[record.id] = (corpus.path, corpus.line)
                 yield record
             offset += count + corpus.skipped_empty
             self.skipped_empty += corpus.skipped_empty

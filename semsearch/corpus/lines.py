@@ -4,6 +4,7 @@ a JSON object or a text per line."""
 from __future__ import annotations
 
 import json
+import math
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 from semsearch.corpus.base import (
     BEIR_TEXT,
+    UTF16_HINT,
     Fields,
     Rows,
     Table,
@@ -23,17 +25,28 @@ from semsearch.text import not_utf8
 
 
 def json_object(path: Path, line: int, text: str) -> dict[str, Any]:
-    """One JSON object, or an error naming the line: no NaN/Infinity, no lone surrogate
+    """One JSON object, or an error naming the line: no NaN/Infinity (nor a number such as
+    1e999 that overflows to it), no lone surrogate
     (only a \\u escape gives one), and limits on depth and number size."""
 
     def refuse_constant(name: str) -> Any:
         message = f"{name} is not a JSON value: give a number, a string or null"
         raise input_error(path, line, message)
 
+    def finite(number: str) -> float:
+        value = float(number)
+        if not math.isfinite(value):  # 1e999: Python reads it as Infinity
+            shown = number if len(number) <= 40 else f"{number[:37]}..."
+            message = f"the number {shown} is too large for a float: write it as a string"
+            raise input_error(path, line, message)
+        return value
+
     try:
-        value = json.loads(text, parse_constant=refuse_constant)
+        value = json.loads(text, parse_constant=refuse_constant, parse_float=finite)
     except json.JSONDecodeError as exc:
-        raise input_error(path, line, f"bad JSON: {exc.msg} (column {exc.colno})") from None
+        hint = f" ({UTF16_HINT})" if "\x00" in text else ""
+        message = f"bad JSON: {exc.msg} (column {exc.colno}){hint}"
+        raise input_error(path, line, message) from None
     except (RecursionError, ValueError) as exc:  # too deep; an integer of 4,300+ digits
         detail = "nested too deeply to read" if isinstance(exc, RecursionError) else str(exc)
         raise input_error(path, line, f"bad JSON: {detail}") from None
@@ -91,15 +104,19 @@ class BeirTable(JsonlTable):
 
 
 class TxtTable(Table):
-    """One text per line, no columns: the id is the line number and the answer the text."""
+    """One text per line, no columns: the id is the line number and the answer the text.
+    A line ends at a line feed, a CR LF, or a lone CR (an old Mac file's line end)."""
 
     def _read_columns(self) -> list[str]:
         return ["line"]
 
     def rows(self) -> Rows:
+        number = 0
         with closing(read_lines(self.path)) as lines:
-            for line, text in lines:
-                yield line, {"line": text.rstrip("\r\n")}
+            for _, text in lines:
+                for piece in text.rstrip("\r\n").split("\r"):
+                    number += 1
+                    yield number, {"line": piece}
 
     def fields(
         self, text_field: str | None, answer_field: str | None, id_field: str | None

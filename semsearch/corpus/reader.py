@@ -14,6 +14,7 @@ from semsearch.corpus.delimited import DEFAULT_DELIMITERS, DelimitedTable, parse
 from semsearch.corpus.lines import BeirTable, JsonlTable, TxtTable
 from semsearch.corpus.parquet import ParquetTable
 from semsearch.errors import InputError
+from semsearch.regular import not_regular
 
 if TYPE_CHECKING:
     from semsearch.corpus.files import FileSet
@@ -35,6 +36,7 @@ class Corpus:
         self.fields = fields
         self.skipped_empty = 0
         self.short_rows = 0
+        self.line = 0  # where the latest record starts (FileSet names it in errors)
         self._first_short = 0
         self._table = table
         self._strict = strict
@@ -51,6 +53,7 @@ class Corpus:
         first_line: dict[str, int] = {}
         with closing(self._table.rows()) as rows:
             for number, (line, row) in enumerate(rows, 1):
+                self.line = line
                 text = self._table.value(line, row, self.fields.text)
                 if not text.strip():
                     self._skip_empty(line)
@@ -70,6 +73,22 @@ class Corpus:
     def chunks(self, size: int) -> Iterator[list[Record]]:
         """Lists of at most `size` records, so callers can encode in batches while streaming."""
         return chunked(self, size)
+
+    def emptiness(self) -> str | None:
+        """Why this corpus gives no record, in words; None when it gives one (only as
+        far as the first record is read, so the file is refused before a model loads)."""
+        records = iter(self)
+        try:
+            if next(records, None) is not None:
+                return None
+        finally:
+            records.close()  # type: ignore[attr-defined]  # a generator
+        if self.skipped_empty:
+            return f"every row's text ({self.fields.text!r}) is empty"
+        table = self._table
+        if isinstance(table, DelimitedTable) and table.header and table.columns:
+            return "it has a header row and no records"
+        return "the file is empty"
 
     def _skip_empty(self, line: int) -> None:
         if self._strict:
@@ -139,6 +158,9 @@ def open_table(path: Path, delimiter: str | None, header: bool) -> Table:
         return BeirTable(path)
     if not path.exists():
         raise InputError(f"corpus not found: {path}")
+    kind = not_regular(path.stat().st_mode)
+    if kind is not None:  # a FIFO would block, /dev/zero never end a line
+        raise InputError(f"{path} is {kind}, not a regular file: give a corpus file")
     suffix = path.suffix.lower()
     if suffix in DEFAULT_DELIMITERS:
         chosen = None if delimiter is None else parse_delimiter(delimiter)
@@ -180,6 +202,17 @@ def open_corpus(
         parts = [_open_file(file, fields, strict, delimiter, header) for file in files]
         return FileSet(path, parts) if len(parts) > 1 else parts[0]
     return _open_file(path, fields, strict, delimiter, header)
+
+
+def refuse_empty(corpus: Corpus | FileSet) -> None:
+    """An InputError naming the corpus when it gives no record: what `index` and `add`
+    check before a model loads (opening an empty file is not an error in itself)."""
+    if isinstance(corpus, Corpus):
+        why = corpus.emptiness()
+        if why:
+            raise InputError(f"{corpus.path} holds no records: {why}")
+    elif all(part.emptiness() for part in corpus.corpora):
+        raise InputError(f"{corpus.path}: none of its {len(corpus.corpora)} files holds a record")
 
 
 def _open_file(

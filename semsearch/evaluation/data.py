@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from semsearch.errors import InputError
+from semsearch.regular import bounded_lines, open_regular
 from semsearch.text import shown
 
 STSB_COLUMNS = 7  # genre, file, year, id, score, sentence1, sentence2 (+ licence columns)
@@ -30,10 +31,8 @@ def _error(path: Path, line: int, message: str) -> InputError:
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     """(line number, text without the line break), decoded line by line as UTF-8."""
-    if not path.is_file():
-        raise InputError(f"file not found: {path}")
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+    with open_regular(path) as handle:
+        for number, raw in bounded_lines(handle, path):
             data = raw.removeprefix(b"\xef\xbb\xbf") if number == 1 else raw
             try:
                 yield number, data.decode("utf-8").rstrip("\r\n")

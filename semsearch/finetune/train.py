@@ -155,6 +155,7 @@ def finetune(
     _train(model, train, work.corpus, settings, show_progress)
     seconds = {"train": round(time.perf_counter() - training, 3)}
     after = score(model, work.held_out, work.corpus)
+    from_corpus = work.self_pairs if work.labels else len(train)
     info = {
         "semsearch_version": __version__,
         "base": {
@@ -173,6 +174,9 @@ def finetune(
             "labelled": len(work.labels.pairs) if work.labels else 0,
             "unknown_ids": work.labels.unknown_rows if work.labels else 0,
             "training": len(train),
+            # its two parts (the held-out pairs come out of one of them), which add up
+            "training_corpus": from_corpus,
+            "training_labelled": len(train) - from_corpus,
             "held_out": len({pair.question for pair in work.held_out}),
         },
         "held_out_from": "labelled" if work.labels else "corpus",

@@ -20,12 +20,12 @@ def checked_manifest(path: Path) -> Manifest:
     """The folder's manifest, once its files are all there with their checksums."""
     if not path.is_dir():
         raise IndexFolderError(f"no index folder at {path}: run `semsearch index` to build it")
-    for name in (MANIFEST, *REQUIRED):
+    manifest = Manifest.read(path)  # first: a folder without one is no index at all
+    for name in REQUIRED:
         if not (path / name).is_file():
             raise IndexFolderError(
                 f"{name} is missing from the index folder {path}: run `semsearch index` to build it"
             )
-    manifest = Manifest.read(path)
     section = manifest.index
     kind = types.REGISTRY.get(section.type)
     if kind is None:

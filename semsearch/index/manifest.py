@@ -1,6 +1,11 @@
 """manifest.json: what built an index folder, so that opening it can refuse what would
 silently give wrong answers (a newer format, a corrupt file; a different encoder is
-judged by `semsearch.fingerprint`)."""
+judged by `semsearch.fingerprint`).
+
+The manifest holds the checksums of the other files and one of itself: `manifest_sha256`,
+the SHA-256 of its canonical content (every other key, sorted, compact JSON). An index
+written before that key existed opens without it; a manifest whose content no longer
+matches it was edited or damaged after it was written, and is refused."""
 
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ from typing import Any
 from semsearch.errors import IndexFolderError
 from semsearch.index.layout import MANIFEST
 from semsearch.index.threshold import problem as threshold_problem
+from semsearch.index.views import problem as parts_problem
+from semsearch.regular import MAX_SETTINGS_BYTES, read_regular
 from semsearch.text import not_utf8
 
 FORMAT_VERSION = 1
@@ -48,6 +55,7 @@ _SCHEMA: dict[str, tuple[type, bool]] = {
     "checksums": (dict, False),
     "parts": (dict, True),
     "threshold": (dict, True),
+    "manifest_sha256": (str, True),
 }
 _INDEX_SCHEMA: dict[str, tuple[type, bool]] = {
     "type": (str, False),
@@ -58,6 +66,30 @@ _INDEX_SCHEMA: dict[str, tuple[type, bool]] = {
     "metric": (str, True),
 }
 _KINDS = {str: "a string", dict: "an object", int: "a whole number of 0 or more"}
+SELF_CHECKSUM = "manifest_sha256"
+METRICS = ("inner_product",)
+
+
+def canonical_sha256(data: dict[str, Any]) -> str:
+    """The manifest's own checksum: its content less this checksum, in one canonical form."""
+    content = {key: value for key, value in data.items() if key != SELF_CHECKSUM}
+    text = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _unknown_values(data: dict[str, Any]) -> str:
+    """A value the code would not know what to do with, named; "" when there is none."""
+    metric = data["index"].get("metric", METRICS[0])
+    if metric not in METRICS:
+        return f"index.metric {json.dumps(metric)[:40]} is not one of {', '.join(METRICS)}"
+    for key, value in data.get("fields", {}).items():
+        if key in ("text", "answer", "id") and not (value is None or isinstance(value, str)):
+            return f"fields.{key} must be a column name or null, got {json.dumps(value)[:40]}"
+    if "threshold" in data:
+        found = threshold_problem(data["threshold"])
+        if found:
+            return found
+    return parts_problem(data.get("parts", {}))
 
 
 def _refuse_constant(name: str) -> Any:
@@ -117,6 +149,7 @@ class Manifest:
         }
         if self.threshold is not None:
             data["threshold"] = self.threshold
+        data[SELF_CHECKSUM] = canonical_sha256(data)
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
@@ -147,12 +180,17 @@ class Manifest:
         problem = problem or _misshapen(data["index"], _INDEX_SCHEMA, "index.")
         if not problem and not all(isinstance(v, str) for v in data["checksums"].values()):
             problem = "checksums must map file names to strings"
-        if not problem and "threshold" in data:
-            problem = threshold_problem(data["threshold"])
+        problem = problem or _unknown_values(data)
         if not problem and "\\u" in text:  # only an escape gives a lone surrogate
             problem = not_utf8(json.dumps(data, ensure_ascii=False), from_json=True) or ""
         if problem:
             raise IndexFolderError(f"{source} is malformed: {problem}: rebuild the index")
+        stored = data.get(SELF_CHECKSUM)
+        if stored is not None and stored != canonical_sha256(data):
+            raise IndexFolderError(
+                f"{source} was changed after it was written (its {SELF_CHECKSUM} does not "
+                "match its content): rebuild the index with `semsearch index`"
+            )
         return cls(
             semsearch_version=data["semsearch_version"],
             created=data["created"],
@@ -169,13 +207,13 @@ class Manifest:
     @classmethod
     def read(cls, folder: Path) -> Manifest:
         path = folder / MANIFEST
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        if not path.exists():
             raise IndexFolderError(
                 f"{MANIFEST} is missing from the index folder {folder}: "
                 "run `semsearch index` to build it"
-            ) from None
-        except (OSError, UnicodeDecodeError) as exc:
+            )
+        try:  # a regular file of bounded size: a FIFO or /dev/zero must not hang a reader
+            text = read_regular(path, MAX_SETTINGS_BYTES, IndexFolderError).decode("utf-8")
+        except UnicodeDecodeError as exc:
             raise IndexFolderError(f"cannot read {path}: {exc}") from None
         return cls.from_json(text, source=str(path))

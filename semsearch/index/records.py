@@ -94,7 +94,7 @@ class RecordStore:
         rowids = np.empty(len(records), dtype=np.int64)
         for position, record in enumerate(records):
             try:
-                metadata = json.dumps(record.metadata, ensure_ascii=False)
+                metadata = json.dumps(record.metadata, ensure_ascii=False, allow_nan=False)
             except (TypeError, ValueError) as exc:
                 raise InputError(
                     f"metadata of record {record.id!r} cannot be stored as JSON: {exc}"

@@ -39,6 +39,7 @@ from semsearch.index.writes import (
     check_ids,
     check_writable,
     refuse_foreign,
+    replaced_index,
     save_folder,
     semsearch_version,
     write_errors,
@@ -169,6 +170,7 @@ class IndexStore:
                 show_progress=show_progress,
                 batch_size=batch_size,
                 engine=engine,
+                replaced=replaced_index(path),
             )
             cls.open(staging).close()
         store = cls.open(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from semsearch.atomic import folder_bytes, leftovers, stale_lock
 from semsearch.index.layout import MANIFEST
 
 if TYPE_CHECKING:
@@ -11,7 +12,9 @@ if TYPE_CHECKING:
 
 
 def summary(store: IndexStore) -> dict[str, Any]:
-    """Counts, encoder, index type and parameters, parts, file sizes, threshold, dates."""
+    """Counts, encoder, index type and parameters, parts, file sizes, threshold, dates;
+    and what killed writers left beside the folder (bytes of each), which the next
+    write removes: reading never changes a folder."""
     manifest, section = store.manifest, store.manifest.index
     files = (MANIFEST, *store.parts.data_files(store.vectors.kind))
     return {
@@ -34,4 +37,6 @@ def summary(store: IndexStore) -> dict[str, Any]:
         "created": manifest.created,
         "updated": manifest.updated,
         "version": store.version,
+        "leftovers": {str(folder): folder_bytes(folder) for folder in leftovers(store.path)},
+        "stale_lock": None if (lock := stale_lock(store.path)) is None else str(lock),
     }

@@ -130,6 +130,39 @@ def refreshed(
     return estimate(top, fingerprint) if len(top) else current
 
 
+def carried(
+    previous: dict[str, Any] | None,
+    previous_encoder: dict[str, Any],
+    encoder: dict[str, Any],
+    count: int,
+    path: Path,
+) -> tuple[dict[str, Any] | None, str]:
+    """For a build replacing an index whose threshold was `previous`: the calibrated
+    threshold to keep (where the encoder's cosines are still comparable) and the note
+    that says so, or None and the note that it was reset; (None, "") where there was
+    nothing calibrated to keep."""
+    from semsearch.fingerprint import differences
+
+    if previous is None or previous.get("origin") != "calibrated":
+        return None, ""
+    value = previous["value"]
+    if differences(previous_encoder, encoder):
+        return None, (
+            f"the index this build replaces had a calibrated threshold ({value}); the "
+            "encoder changed, so the new index has its own estimate: run `semsearch "
+            f"calibrate {path} LABELLED` to calibrate it again"
+        )
+    then = previous.get("calibrated_count")
+    change = (
+        f"; it was calibrated on {then} entries and the index now has {count}: run "
+        f"`semsearch calibrate {path} LABELLED` again if the answers changed"
+        if isinstance(then, int) and then != count
+        else ""
+    )
+    kept = f"kept the calibrated threshold {value} of the index this build replaces"
+    return previous, kept + change
+
+
 def calibrated(value: float, rule: str, count: int, **details: Any) -> dict[str, Any]:
     """The threshold object for a value chosen on labelled questions."""
     return {

@@ -16,6 +16,7 @@ index without them opens in dense mode.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,10 +88,35 @@ class Parts:
         }
 
     @classmethod
-    def from_json(cls, data: Any) -> Parts:
+    def from_json(cls, data: Any) -> Parts:  # checked by `problem` when the manifest is read
         """From a manifest; an index from before hybrid search has none (dense only)."""
         if not isinstance(data, dict):
             return cls()
         second = data.get("second") if data.get("second") in SECOND_VIEWS else None
         field = data.get("field") if isinstance(data.get("field"), str) else None
         return cls(second, field, data.get("lexical") is True, data.get("generic") is True)
+
+
+_PARTS_KEYS = ("second", "field", "lexical", "generic")
+
+
+def problem(data: Any) -> str:
+    """What is wrong with a manifest's "parts" object, naming the key; "" when nothing is.
+    An index from before hybrid search has none, or fewer keys (each then means "no")."""
+    if not isinstance(data, dict):
+        return "parts must be an object"
+    unknown = sorted(set(data) - set(_PARTS_KEYS))
+    if unknown:
+        return f"parts has unknown key(s) {', '.join(unknown)}"
+    second = data.get("second")
+    if second is not None and second not in SECOND_VIEWS:
+        return (
+            f"parts.second {json.dumps(second)[:40]} is not one of "
+            f"{', '.join(SECOND_VIEWS)} or null"
+        )
+    if data.get("field") is not None and not isinstance(data["field"], str):
+        return "parts.field must be a string or null"
+    for key in ("lexical", "generic"):
+        if not isinstance(data.get(key, False), bool):
+            return f"parts.{key} must be true or false"
+    return ""

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import sqlite3
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,7 @@ import numpy as np
 from semsearch import atomic
 from semsearch.cache import sha256_of
 from semsearch.corpus import Record
-from semsearch.errors import IndexFolderError, InputError
+from semsearch.errors import IndexFolderError, InputError, SemsearchError
 from semsearch.index import threshold, types
 from semsearch.index.layout import MANIFEST, RECORDS, SECOND, VECTORS
 from semsearch.index.lexical import LexicalIndex
@@ -56,6 +58,9 @@ class WriteStats:
     updated: int
     truncated: int
     seconds: float
+
+
+log = logging.getLogger("semsearch")
 
 
 def check_ids(chunk: Sequence[Record], seen: set[str]) -> None:
@@ -100,7 +105,9 @@ def encode_views(
     ]
     second = primary.copy()
     if differ:
-        second[differ] = encoder.encode([texts[i] for i in differ], batch_size=batch_size)
+        second[differ] = encoder.encode(
+            [texts[i] for i in differ], batch_size=batch_size, show_progress=show_progress
+        )
     return primary, second, truncated
 
 
@@ -117,13 +124,29 @@ index, lexical part, threshold and manifest are written the same way."""
 def local_engine(
     encoder: VectorEncoder, batch_size: int | None, show_progress: bool | None
 ) -> Engine:
-    """Encode each chunk in this process, one after the other."""
+    """Encode each chunk in this process, one after the other, under one progress bar
+    for the whole build (entries encoded so far; the total of a streamed corpus is
+    unknown), not a bar per chunk. `show_progress` None: a bar when stderr is a terminal."""
 
     def encoded(chunks: Iterable[Sequence[Record]], parts: Parts) -> Iterator[Encoded]:
-        for chunk in chunks:
-            yield (chunk, *encode_views(encoder, chunk, parts, batch_size, show_progress))
+        shown = sys.stderr.isatty() if show_progress is None else show_progress
+        progress = _entries_bar() if shown else None
+        try:
+            for chunk in chunks:
+                yield (chunk, *encode_views(encoder, chunk, parts, batch_size, False))
+                if progress is not None:
+                    progress.update(len(chunk))
+        finally:
+            if progress is not None:
+                progress.close()
 
     return encoded
+
+
+def _entries_bar() -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(unit="entry", desc="encoding", file=sys.stderr)
 
 
 def checked_chunks(chunks: Iterable[Sequence[Record]]) -> Iterator[Sequence[Record]]:
@@ -224,6 +247,17 @@ def semsearch_version() -> str:
     return __version__
 
 
+def replaced_index(path: Path) -> tuple[Path, Manifest] | None:
+    """The index a build is about to replace, where one is there and readable (its
+    calibrated threshold may carry over); None for a new folder or a broken one."""
+    if not (path / MANIFEST).exists():
+        return None
+    try:
+        return path, Manifest.read(path)
+    except SemsearchError:
+        return None
+
+
 def refuse_foreign(path: Path) -> None:
     """A build replaces `path` wholesale, so it must be new, empty, or an index already."""
     if not path.exists():
@@ -273,10 +307,13 @@ def write_new(
     show_progress: bool | None,
     batch_size: int | None,
     engine: Engine | None = None,
+    replaced: tuple[Path, Manifest] | None = None,
 ) -> int:
     """Encode every chunk (with `engine`, by default in this process) into a complete
     index folder at `staging`; returns how many texts were truncated. `encoder` gives
-    the fingerprint and dimension and encodes the no-answer estimate's questions."""
+    the fingerprint and dimension and encodes the no-answer estimate's questions.
+    `replaced`: the path and manifest of the index this build replaces, whose calibrated
+    threshold is kept where the encoder is the same (and a note logged either way)."""
     truncated = 0
     parts = dataclasses.replace(Parts.choose(fields), generic=True)
     engine = engine or local_engine(encoder, batch_size, show_progress)
@@ -321,5 +358,14 @@ def write_new(
         parts=parts.to_json(),
         threshold=threshold.estimate(top, encoder.fingerprint) if len(top) else None,
     )
+    if replaced is not None:
+        path, old = replaced
+        kept, note = threshold.carried(
+            old.threshold, old.encoder, manifest.encoder, len(matrix), path
+        )
+        if kept is not None:
+            manifest = dataclasses.replace(manifest, threshold=kept)
+        if note:
+            log.warning(note)
     save_folder(staging, manifest, vectors, second_vectors, lexical, generic)
     return truncated

@@ -218,12 +218,20 @@ def create_app(
         code: {"model": ErrorResponse} for code in ((401, 413, 422) if key else (413, 422))
     }
 
+    takes = {"/search": list(SearchRequest.model_fields), "/embed": list(EmbedRequest.model_fields)}
+
+    def message(error: dict[str, Any], path: str) -> str:
+        """Pydantic's message; an unknown field (`{"q": ...}`) names the ones there are."""
+        if error.get("type") == "extra_forbidden" and path in takes:
+            return f"unknown field; {path} takes {', '.join(takes[path])}"
+        return str(error.get("msg", "")).removeprefix("Value error, ")
+
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         found = [
             {
                 "field": _field(e.get("loc", ())),
-                "message": str(e.get("msg", "")).removeprefix("Value error, "),
+                "message": message(e, request.url.path),
                 "type": e.get("type", ""),
             }
             for e in exc.errors()

@@ -14,6 +14,7 @@ from typing import Any
 import tomllib
 
 from semsearch.errors import ConfigError
+from semsearch.regular import read_settings
 
 API_KEY_ENV = "SEMSEARCH_API_KEY"
 
@@ -39,7 +40,7 @@ class ServeConfig:
     keep_alive_timeout: int = 5  # seconds an idle keep-alive connection stays open
     header_timeout: float = 10.0  # seconds for a request's headers to arrive
     body_timeout: float = 60.0  # seconds for a request's body to arrive, once headers are in
-    max_connections: int = 512  # open connections (or requests in flight) before 503
+    max_connections: int = 512  # requests in flight before 503 (and idle sockets kept)
     max_header_bytes: int = 16 * 1024
 
     def __post_init__(self) -> None:
@@ -75,7 +76,7 @@ class ServeConfig:
 
 def _serve_table(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_settings(path))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from semsearch.config import SearchConfig
+from semsearch.config import SearchConfig, shown_threshold
 from semsearch.errors import ConfigError
 from semsearch.service.config import ServeConfig
 
@@ -118,7 +118,9 @@ def uvicorn_server(app: FastAPI, config: ServeConfig, log_level: str = "info") -
 
     settings = uvicorn.Config(
         app,
-        http=guarded_protocol(config.header_timeout, config.max_header_bytes),
+        http=guarded_protocol(
+            config.header_timeout, config.max_header_bytes, max_idle=config.max_connections
+        ),
         log_level=log_level,
         access_log=config.access_log,
         timeout_graceful_shutdown=int(max(1, config.graceful_timeout)),
@@ -165,7 +167,10 @@ def serve(service: Service, config: ServeConfig, log_level: str = "info") -> Non
     sock = bind(config.host, config.port)
     sock.listen(2048)  # uvicorn's own default backlog
     url = url_of(sock)
-    notes = ["API key required" if config.api_key else "no API key"]
+    with service.live.engine() as engine:  # the threshold in force, as every face says it
+        threshold = engine.threshold()
+    notes = [f"threshold {shown_threshold(threshold)}"]
+    notes.append("API key required" if config.api_key else "no API key")
     notes.append("micro-batching on" if config.batching else "micro-batching off")
     _log_to_stderr()
     log.info(

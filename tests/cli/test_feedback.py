@@ -18,6 +18,7 @@ from semsearch.cli.main import app
 from semsearch.errors import IndexFolderError, InputError
 from semsearch.evaluation.data import read_labelled
 from semsearch.index import AUTO_HNSW_THRESHOLD, Manifest
+from semsearch.index.manifest import canonical_sha256
 from semsearch.search import SearchEngine
 
 runner = CliRunner()
@@ -122,6 +123,7 @@ def test_an_index_type_message_says_which_part_is_wrong(built: Path, tmp_path: P
         shutil.copytree(built, copy)
         data = _manifest(copy)
         data["index"].update(index)
+        data["manifest_sha256"] = canonical_sha256(data)  # a consistent manifest
         (copy / "manifest.json").write_text(json.dumps(data))
         with pytest.raises(IndexFolderError) as caught:
             SearchEngine.open(copy)

@@ -251,7 +251,7 @@ def test_valid_jsonl_reads_back_exactly(
 
 
 @FUZZ
-@given(texts=st.lists(words.filter(lambda t: "\n" not in t and not t.endswith("\r")), max_size=8))
+@given(texts=st.lists(words.filter(lambda t: "\n" not in t and "\r" not in t), max_size=8))
 def test_valid_txt_reads_back_exactly(tmp_path: Path, texts: list[str]) -> None:
     if texts and texts[0].startswith("\ufeff"):
         texts[0] = "x" + texts[0]
@@ -277,7 +277,7 @@ manifests = st.builds(
         count=small_ints,
         deleted=small_ints,
         params=st.dictionaries(any_text, json_values, max_size=3),
-        metric=any_text,
+        metric=st.just("inner_product"),  # the one metric; another is refused by name
     ),
     fields=st.dictionaries(any_text, st.none() | any_text, max_size=3),
     checksums=st.dictionaries(any_text, any_text, max_size=3),

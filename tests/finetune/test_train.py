@@ -153,6 +153,7 @@ def test_finetune_writes_a_model_folder_any_command_takes(
     }  # fmt: skip
     assert summary["pairs"] == {
         "corpus": 10, "labelled": 12, "unknown_ids": 0, "training": 19, "held_out": 3,
+        "training_corpus": 10, "training_labelled": 9,  # issue 24 item 10: they add up
     }  # fmt: skip
     assert summary["held_out_from"] == "labelled"
     assert set(summary["before"]) == set(summary["after"]) == {"ndcg@10", "acc@1"}
@@ -314,7 +315,7 @@ def test_before_and_after_are_printed(faq: tuple[Path, Path], tiny_sbert, tmp_pa
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith(f"fine-tuned {tiny_sbert} on 20 pairs (10 from the corpus, 12 ")
+    assert lines[0].startswith(f"fine-tuned {tiny_sbert} on 20 pairs (10 from the corpus, 10 ")
     assert lines[1] == "held out: 2 questions (labelled)"
     assert lines[2].startswith("   nDCG@10 x100: ") and " -> " in lines[2]
     assert lines[3].startswith("     acc@1 x100: ")

@@ -210,10 +210,18 @@ def test_slow_body_gets_408(index: Path) -> None:
     assert b"did not arrive within 0.5 seconds" in answer
 
 
-def test_connections_beyond_the_limit_get_503(index: Path) -> None:
+def test_requests_beyond_the_limit_get_503(index: Path) -> None:
+    """Requests in flight count towards max_connections (issue 24 item 13: idle sockets
+    do not, tests/service/test_idle_sockets.py): four requests whose bodies never
+    come hold the limit of 4, and the fifth gets 503."""
     with server(index, max_connections=4) as (address, _):
         host, port = address.removeprefix("http://").rsplit(":", 1)
         idle = [socket.create_connection((host, int(port)), timeout=30) for _ in range(4)]
+        for sock in idle:
+            sock.sendall(
+                b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100\r\n\r\n"
+            )
         try:
             time.sleep(0.2)  # the server has accepted them
             assert call(address, "GET", "/health")[0] == 503

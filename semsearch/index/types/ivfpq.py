@@ -219,6 +219,13 @@ class IVFPQType(IndexType):
             problems.append(f"M={resolved['M']} must divide the vectors' dimension {dim}")
         if not 1 <= resolved["nbits"] <= 16:
             problems.append(f"nbits must be between 1 and 16, got {resolved['nbits']}")
+        elif count < 2 ** resolved["nbits"]:  # FAISS trains 2**nbits centroids per codebook
+            fits = f" or nbits={count.bit_length() - 1} under [index.params]" if count > 1 else ""
+            problems.append(
+                f"nbits={resolved['nbits']} needs at least {2 ** resolved['nbits']} vectors to "
+                f"train its codebooks; the corpus has {count}: use index type flat (ivfpq is "
+                f"for corpora too large for memory){fits}"
+            )
         if resolved["opq"] not in (0, 1):
             problems.append(f"opq must be 0 (off) or 1 (on), got {resolved['opq']}")
         if resolved["nlist"] > count:

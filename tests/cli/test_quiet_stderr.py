@@ -1,0 +1,36 @@
+"""Issue 24 item 8: the first onnx-int8 build (ONNX Runtime's quantiser calls
+`logging.basicConfig()` when imported) leaked `INFO:semsearch:...` and `DEBUG:bm25s:...`
+lines; only semsearch's own lines reach a user, and none at all with --quiet."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def _first_int8_build(tiny_sbert: Path, folder: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SEMSEARCH_CACHE": str(folder / "cache")}  # a first build: it quantises
+    command = [sys.executable, "-m", "semsearch", "index", str(EXAMPLES / "faq.csv")]
+    command += ["-o", str(folder / "idx"), "--model", str(tiny_sbert), "--backend", "onnx-int8"]
+    return subprocess.run([*command, *extra], env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("quiet", [False, True], ids=["notes", "quiet"])
+def test_only_semsearch_lines_reach_stderr(tiny_sbert: Path, tmp_path: Path, quiet: bool) -> None:
+    done = _first_int8_build(tiny_sbert, tmp_path, *(["--quiet"] if quiet else []))
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    if quiet:
+        assert all(line.startswith("semsearch: ") for line in lines), lines
+        assert not any(note in done.stderr for note in ("exporting", "quantizing", "done in"))
+        return
+    assert any("quantizing" in line for line in lines)  # the first int8 build indeed
+    strays = [line for line in lines if not line.startswith(("semsearch: ", "reading "))]
+    assert strays == []
+    assert not any(line.startswith(("INFO:", "DEBUG:", "WARNING:")) for line in lines)
