@@ -8,8 +8,10 @@ BIN := $(VENV)/bin
 # this is a plain pin; elsewhere run e.g.
 #   make demo TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH ?= torch==2.13.0
-# pytest-xdist workers: one per core of our 2-core machines; tests that share an
-# expensive fixture carry one xdist_group so that it is computed once.
+# pytest-xdist workers: one per core of our 2-core machines. --dist loadfile keeps a
+# test file on one worker, so its module fixtures (a server, local Ray, MiniLM's
+# vectors of the glosses) are made once. (xdist 3.8's loadgroup does not group under
+# pytest 9.2.)
 WORKERS ?= 2
 STAMP := $(VENV)/.installed
 
@@ -34,7 +36,7 @@ lint: setup
 	$(BIN)/mypy semsearch
 
 test: lint
-	$(BIN)/pytest -q -rs -n $(WORKERS) --dist loadgroup --durations=15
+	$(BIN)/pytest -q -rs -n $(WORKERS) --dist loadfile --durations=15
 
 # Every bench script at full size (see the README's Development section for how long);
 # scripts that print their report are written to the bench/results/ file they document.

@@ -27,8 +27,6 @@ SKIPPED = 77  # bench/_common.py: a smoke run whose ../shared/data are absent
 TIMEOUT = 300  # seconds for one script run as a process, on a busy 2-core machine
 AS_A_SCRIPT = "no_answer.py"  # the one run as a fresh process: light, no torch import
 
-pytestmark = pytest.mark.xdist_group("bench")  # one worker loads the libraries once
-
 SCRIPTS = sorted(path.name for path in BENCH.glob("*.py") if path.name != "_common.py")
 
 # What each script's smoke output must show: its table's header or verdict line.

@@ -1,7 +1,7 @@
 """Fixtures of the index tests: real MiniLM vectors of WordNet glosses, encoded once.
 
-The recall tests of every approximate type share them (tests that use them carry
-`xdist_group("minilm-glosses")`, so one pytest-xdist worker encodes them once)."""
+The recall tests of every approximate type share them (tests/index/test_recall.py: one
+module, which `--dist loadfile` gives to one pytest-xdist worker)."""
 
 from __future__ import annotations
 

@@ -23,7 +23,6 @@ from semsearch.errors import ConfigError, IndexFolderError
 from semsearch.index import IndexStore
 from semsearch.index.types import ivfpq
 from semsearch.search import SearchEngine
-from tests.index.conftest import Glosses, Lookup
 from tests.index_writer import HashEncoder, make_records
 
 runner = CliRunner()
@@ -312,32 +311,3 @@ def test_cli_build_query_in_a_fresh_process_info_and_refusals(
         assert refused.exit_code == 1
         assert refused.stderr.strip().count("\n") == 0
         assert "rebuild it with `semsearch index`" in refused.stderr
-
-
-@pytest.mark.real
-@pytest.mark.xdist_group("minilm-glosses")
-def test_recall_at_ten_against_flat_with_minilm(tmp_path: Path, glosses: Glosses) -> None:
-    """The issue's bar is 50k glosses; encoding 50k with MiniLM took 199 s of this test on
-    an idle 2-core machine, so this test uses 5,000 with the default parameters and
-    bench/scale_ivfpq.py measures 50k and all 117,659 (README)."""
-    from semsearch.encoders import load_encoder
-
-    records = [Record(str(i), text, "", {}) for i, text in enumerate(glosses.corpus)]
-    questions = [f"what does {word} mean?" for word in glosses.words[::25]]
-    lookup = Lookup(
-        glosses.corpus + glosses.generic,
-        np.vstack([glosses.corpus_vectors, glosses.generic_vectors]),
-        glosses.fingerprint,
-    )
-    pq = IndexStore.build(tmp_path / "pq", [records], lookup, index_type="ivfpq")
-    flat = IndexStore.build(tmp_path / "flat", [records], lookup, index_type="flat")
-    q = load_encoder().encode(questions)
-    got, expected = hits(pq, q, 10), hits(flat, q, 10)
-    recall = np.mean(
-        [
-            len({i for i, _ in a} & {i for i, _ in b}) / 10
-            for a, b in zip(got, expected, strict=True)
-        ]
-    )
-    assert pq.manifest.index.params["nlist"] == 128
-    assert recall >= 0.9

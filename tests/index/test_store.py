@@ -28,7 +28,6 @@ from semsearch.index import (
     Manifest,
 )
 from semsearch.index.types import resolve_type
-from tests.index.conftest import Glosses, Lookup
 from tests.index_writer import HashEncoder, make_records
 
 TYPES = ["flat", "hnsw", "ivf", "sq8"]
@@ -131,43 +130,6 @@ def test_params_are_recorded_and_reapplied_on_open(tmp_path: Path, encoder: Hash
         IndexStore.build(
             tmp_path / "x", [make_records(100)], encoder, index_type="ivf", params={"nprob": 4}
         )
-
-
-# -- recall of the approximate types on real text ------------------------------------
-
-
-@pytest.fixture(scope="module")
-def gloss_index(
-    glosses: Glosses, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[IndexStore, Lookup]:
-    """The 5,000 glosses in a flat index, from the vectors MiniLM made once."""
-    lookup = Lookup(
-        glosses.corpus + glosses.generic,
-        np.vstack([glosses.corpus_vectors, glosses.generic_vectors]),
-        glosses.fingerprint,
-    )
-    records = [Record(str(i), text, text, {}) for i, text in enumerate(glosses.corpus)]
-    chunks = [records[i : i + 1000] for i in range(0, len(records), 1000)]
-    folder = tmp_path_factory.mktemp("glosses")
-    return IndexStore.build(folder / "flat", chunks, lookup, index_type="flat"), lookup
-
-
-@pytest.mark.real
-@pytest.mark.data
-@pytest.mark.xdist_group("minilm-glosses")
-@pytest.mark.parametrize("index_type", ["hnsw", "ivf", "sq8"])
-def test_recall_at_10_against_flat(
-    index_type: str, glosses: Glosses, gloss_index: tuple[IndexStore, Lookup], tmp_path: Path
-) -> None:
-    flat, lookup = gloss_index
-    queries = glosses.question_vectors
-    records = [Record(str(i), text, text, {}) for i, text in enumerate(glosses.corpus)]
-    store = IndexStore.build(tmp_path / index_type, [records], lookup, index_type=index_type)
-    exact = [{r.id for r, _ in hits} for hits in flat.search(queries, 10)]
-    approx = [{r.id for r, _ in hits} for hits in store.search(queries, 10)]
-    recall = np.mean([len(a & e) / 10 for a, e in zip(approx, exact, strict=True)])
-    print(f"{index_type} {store.manifest.index.params} recall@10 = {recall:.3f}")
-    assert recall >= 0.95
 
 
 # -- persistence, add, delete, update -------------------------------------------------
