@@ -31,8 +31,8 @@ def main() -> None:
     args = parser.parse_args()
     if not args.glosses.is_file():
         raise SystemExit(f"bench/warm.py: {args.glosses} is absent: it reads ../shared/data")
-    import semsearch.search
-    from semsearch.search import SearchEngine
+    import semsearch
+    from semsearch.search.engine import SearchEngine
 
     with args.glosses.open(encoding="utf-8") as handle:
         lines = itertools.islice(handle, args.questions)
@@ -47,7 +47,7 @@ def main() -> None:
         times.append(1000 * (time.perf_counter() - started))
     times.sort()
     p50, p99 = times[len(times) // 2], times[int(0.99 * len(times))]
-    code = Path(semsearch.search.__file__).parents[1]
+    code = Path(semsearch.__file__).parents[1]
     print(f"{code}: {len(times)} questions, p50 {p50:.2f} ms, p99 {p99:.2f} ms")
 
 

@@ -10,7 +10,7 @@
 turns it off; with one in force only the hits that clear it come back.
 
 Standard library only (urllib), so a bot needs no HTTP package. Results are the same
-`Hit` / `SearchResult` that `SearchEngine` returns (semsearch.results). Failures raise
+`Hit` / `SearchResult` that `SearchEngine` returns (semsearch.search.results). Failures raise
 typed errors (semsearch.errors, all `SemsearchError`) carrying the server's own message.
 """
 
@@ -31,7 +31,7 @@ from semsearch.errors import (  # defined there; importable from here too
     ServiceError,
     ServiceUnavailableError,
 )
-from semsearch.results import Hit, SearchResult, batch_from_json
+from semsearch.search.results import Hit, SearchResult, batch_from_json
 
 __all__ = [
     "AuthenticationError",

@@ -27,7 +27,7 @@ from semsearch.encoders.runners import resolve_backend
 from semsearch.errors import ConfigError, EncoderMismatchError, MissingExtraError
 from semsearch.evaluation.data import read_sts
 from semsearch.index import IndexStore
-from semsearch.search import SearchEngine
+from semsearch.search.engine import SearchEngine
 
 ROOT = Path(__file__).resolve().parents[1]
 FAQ = ROOT / "examples" / "faq.csv"

@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 from semsearch import atomic
 from semsearch.errors import IndexFolderError, InputError
 from semsearch.index import IndexStore
-from semsearch.search import SearchEngine
+from semsearch.search.engine import SearchEngine
 
 ROOT = Path(__file__).resolve().parents[1]
 CSV = """id,question,answer

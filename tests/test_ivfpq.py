@@ -24,7 +24,7 @@ from semsearch.corpus import Record
 from semsearch.errors import ConfigError, IndexFolderError
 from semsearch.index import IndexStore, ondisk
 from semsearch.index.vectors import factory_string, resolve_params
-from semsearch.search import SearchEngine
+from semsearch.search.engine import SearchEngine
 
 runner = CliRunner()
 # Small enough for FAISS to train without warnings on 1,000 vectors: 8 lists need 312

@@ -19,7 +19,7 @@ from semsearch.errors import IndexFolderError, InputError
 from semsearch.evaluation.data import read_labelled
 from semsearch.index import Manifest
 from semsearch.index.vectors import AUTO_HNSW_THRESHOLD
-from semsearch.search import SearchEngine
+from semsearch.search.engine import SearchEngine
 
 runner = CliRunner()
 
@@ -48,8 +48,8 @@ def built(tiny_sbert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     [
         (
             ["query", "IDX", "x", "--threshold", "abc"],
-            "semsearch: error: Invalid value for '--threshold': 'abc' is not a cosine in [-1, 1] "
-            "or none "
+            "semsearch: error: Invalid value for '--threshold': 'abc' is not a cosine in [-1, 1], "
+            "none or index "
             "(see 'semsearch query --help')",
         ),
         (

@@ -13,7 +13,7 @@ from semsearch.cli.options import (
     ModeOpt,
     RerankOpt,
     ThresholdOpt,
-    parse_threshold,
+    ranking_settings,
 )
 
 SERVE_PANEL = "Service"
@@ -156,7 +156,7 @@ def serve(
     from semsearch.service.server import build_service
     from semsearch.service.server import serve as run
 
-    search = {"k": k, "threshold": parse_threshold(threshold), "mode": mode, "rerank": rerank}
+    search = ranking_settings(k=k, threshold=threshold, mode=mode, rerank=rerank)
     settings = load_settings(config, search=search)
     serve_config = load_serve_config(
         config,

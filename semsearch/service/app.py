@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from semsearch import __version__
 from semsearch.errors import BatcherStoppedError, InputError, SemsearchError
-from semsearch.results import batch_to_json
+from semsearch.search.results import batch_to_json
 from semsearch.service.batcher import MicroBatcher
 from semsearch.service.config import ServeConfig
 from semsearch.service.jobs import EmbedJob, Job, SearchJob, estimate_tokens, spans

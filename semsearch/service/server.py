@@ -52,7 +52,7 @@ def build_service(
     encoder: Any = None,
 ) -> Service:
     """Open the index and its encoder (from the manifest unless one is given)."""
-    from semsearch.search import SearchEngine
+    from semsearch.search.engine import SearchEngine
     from semsearch.service.app import create_app
     from semsearch.service.batcher import MicroBatcher
     from semsearch.service.jobs import QuietEncoder, processor
