@@ -7,7 +7,6 @@ is refused with the valid choices before any model is loaded.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,9 @@ from semsearch.params import (
     parse_weight,
 )
 
-if sys.version_info >= (3, 11):
+try:
     import tomllib
-else:  # Python 3.10: the same parser, from PyPI
+except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI (a dependency there)
     import tomli as tomllib
 
 ENCODER_KINDS = ("sentence-transformer", "bert")
