@@ -152,6 +152,7 @@ def serve(
 
     require_serve_extra()
     from semsearch.config import load_settings
+    from semsearch.params import parse_k
     from semsearch.service.config import load_serve_config
     from semsearch.service.server import build_service
     from semsearch.service.server import serve as run
@@ -174,12 +175,7 @@ def serve(
         reload_interval=reload_interval,
         access_log=access_log,
     )
-    if settings.search.k > serve_config.max_k:
-        from semsearch.errors import ConfigError
-
-        raise ConfigError(
-            f"default k {settings.search.k} exceeds the limit max_k {serve_config.max_k}"
-        )
+    parse_k(settings.search.k, most=serve_config.max_k)  # the default within the limit
     service = build_service(index_path, serve_config, settings.search, device=device or "auto")
     run(service, serve_config)
 

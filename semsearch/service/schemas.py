@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from semsearch.errors import ConfigError
-from semsearch.params import parse_k, parse_mode, parse_threshold
+from semsearch.params import MODES, parse_k, parse_mode, parse_threshold
 from semsearch.service.config import ServeConfig
 
 
@@ -153,7 +153,7 @@ def request_models(config: ServeConfig, default_k: int) -> tuple[type[BaseModel]
         )
         mode: Annotated[str | None, AfterValidator(_checked(parse_mode))] = Field(
             default=None,
-            json_schema_extra={"enum": ["hybrid", "dense", "lexical"]},
+            json_schema_extra={"enum": list(MODES)},
             description="how hits are ranked: hybrid, dense or lexical (server default if absent)",
         )
 
