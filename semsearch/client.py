@@ -20,9 +20,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from semsearch.errors import (  # defined there; importable from here too
     AuthenticationError,
@@ -32,6 +30,9 @@ from semsearch.errors import (  # defined there; importable from here too
     ServiceUnavailableError,
 )
 from semsearch.search.results import Hit, SearchResult, batch_from_json
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "AuthenticationError",
@@ -135,6 +136,8 @@ class Client:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised sentence vectors from the index's encoder, float32 [n, dim]."""
+        import numpy as np  # only here: reading results needs no numpy
+
         texts = _as_list(texts, "texts")
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
