@@ -195,7 +195,8 @@ class LexicalIndex:
         else:
             best = np.arange(len(sums))
         best = best[np.lexsort((best, -sums[best]))][:n]  # positions ascend with rowids
-        ranked = [(int(self.rowids[positions[i]]), float(sums[i])) for i in best if sums[i] > 0]
+        best = best[sums[best] > 0]
+        ranked = list(zip(self.rowids[positions[best]].tolist(), sums[best].tolist()))
         return ranked, found
 
     def scores_of(self, found: tuple[np.ndarray, np.ndarray], rowids: np.ndarray) -> np.ndarray:

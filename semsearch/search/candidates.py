@@ -77,10 +77,10 @@ def ranked(
     for i, question in enumerate(questions):
         pool = _Hybrid(store, vectors[i], question, config)
         pool.add(first[i])
-        while len(pool.order) < depth and not pool.exhausted:
+        while pool.count < depth and not pool.exhausted:
             more = _Fetched.search(store, vectors[i : i + 1], [question], pool.next_depth)
             pool.add(more[0])
-        rankings.append(pool.order[:depth])
+        rankings.append(pool.first(depth))
     return rankings
 
 
@@ -128,6 +128,27 @@ class _Fetched:
         return all(len(hits) < self.depth for hits in (self.dense, self.second, self.lexical))
 
 
+@dataclass(frozen=True)
+class _Pool:
+    """One pool's entries, their scores in every part and fused, and their order."""
+
+    rowids: np.ndarray
+    parts: dict[str, np.ndarray]
+    fused: np.ndarray
+    order: list[int]
+
+    def candidates(self, n: int) -> list[Candidate]:
+        """The pool's first `n` entries (made only when asked: most are never shown)."""
+        return [
+            Candidate(
+                int(self.rowids[i]),
+                float(self.fused[i]),
+                {name: float(v[i]) for name, v in self.parts.items()},
+            )
+            for i in self.order[:n]
+        ]
+
+
 @dataclass
 class _Hybrid:
     """One question's hybrid ranking, pool by pool (see the module's text)."""
@@ -136,27 +157,37 @@ class _Hybrid:
     vector: np.ndarray
     question: str
     config: SearchConfig
-    order: list[Candidate] = field(default_factory=list)
+    pools: list[_Pool] = field(default_factory=list)
     seen: set[int] = field(default_factory=set)
     spans: tuple[fusion.Span, fusion.Span] | None = None
-    pools: int = 0
     exhausted: bool = False
 
     @property
+    def count(self) -> int:
+        """Entries ranked so far."""
+        return sum(len(pool.order) for pool in self.pools)
+
+    @property
     def next_depth(self) -> int:
-        return (self.pools + 1) * self.config.candidates
+        return (len(self.pools) + 1) * self.config.candidates
+
+    def first(self, n: int) -> list[Candidate]:
+        """The first `n` entries of the ranking (fewer if it has no more yet)."""
+        found: list[Candidate] = []
+        for pool in self.pools:
+            if len(found) >= n:
+                break
+            found += pool.candidates(n - len(found))
+        return found
 
     def add(self, fetched: _Fetched) -> None:
         """Rank the entries of the next pool (every part's ranks from the previous
         pool's depth to `fetched.depth`) that no earlier pool holds."""
-        start = self.pools * self.config.candidates
+        start = len(self.pools) * self.config.candidates
         lists = (fetched.dense, fetched.second, fetched.lexical)
-        new = [rowid for hits in lists for rowid, _ in hits[start:] if rowid not in self.seen]
-        rowids = np.array(list(dict.fromkeys(new)), dtype=np.int64)
-        self.pools += 1
+        new = dict.fromkeys(rowid for hits in lists for rowid, _ in hits[start:])
+        rowids = np.array([r for r in new if r not in self.seen], dtype=np.int64)
         self.exhausted = fetched.complete
-        if not len(rowids):
-            return
         assert self.store.lexical is not None
         parts = _dense_parts(
             self.store, self.vector, rowids, dict(fetched.dense), dict(fetched.second)
@@ -170,9 +201,8 @@ class _Hybrid:
             fused = fusion.rrf(list(parts.values()), self.config.rrf_k, offset=len(self.seen))
         else:
             fused = fusion.convex(dense_sum, lexical, self.config.dense_weight, self.spans)
-        for i in np.argsort(-fused, kind="stable").tolist():
-            scores = {name: float(v[i]) for name, v in parts.items()}
-            self.order.append(Candidate(int(rowids[i]), float(fused[i]), scores))
+        order = np.argsort(-fused, kind="stable").tolist()
+        self.pools.append(_Pool(rowids, parts, fused, order))
         self.seen.update(rowids.tolist())
 
 
