@@ -196,7 +196,8 @@ class LexicalIndex:
             best = np.arange(len(sums))
         best = best[np.lexsort((best, -sums[best]))][:n]  # positions ascend with rowids
         best = best[sums[best] > 0]
-        ranked = list(zip(self.rowids[positions[best]].tolist(), sums[best].tolist()))
+        rowids, scores = self.rowids[positions[best]].tolist(), sums[best].tolist()
+        ranked = list(zip(rowids, scores, strict=True))
         return ranked, found
 
     def scores_of(self, found: tuple[np.ndarray, np.ndarray], rowids: np.ndarray) -> np.ndarray:

@@ -269,7 +269,7 @@ def create_app(
     async def search(body: SearchRequest) -> Response:  # type: ignore[valid-type]
         """Rank known entries for `query` (one) or `queries` (a list), best first.
 
-        Every hit comes back; `answered` says whether the best clears the threshold."""
+        `answered` says whether the top hit's cosine clears the threshold, at every k."""
         one = body.query is not None  # type: ignore[attr-defined]
         questions = [body.query] if one else body.queries  # type: ignore[attr-defined]
         k, threshold, mode = body.k, body.threshold, body.mode  # type: ignore[attr-defined]
