@@ -33,7 +33,7 @@ def main() -> None:
     from semsearch.evaluation.metrics import evaluate_rankings
     from semsearch.evaluation.retrieval import BeirFolder
     from semsearch.index import IndexStore
-    from semsearch.ranking import rank
+    from semsearch.search.engine import SearchEngine
 
     if args.smoke:
         encoder = load_encoder(model=str(_common.smoke_model(args)))
@@ -46,7 +46,6 @@ def main() -> None:
     for name, folder in sets.items():
         beir = BeirFolder.open(folder, "test")
         questions = [beir.queries[q] for q in beir.judged]
-        vectors = np.ascontiguousarray(encoder.encode(questions), dtype=np.float32)
         qrels = {q: beir.qrels[q] for q in beir.judged}
         for case, text_field in (("question+answer", None), ("answers alone", "text")):
             corpus = open_corpus(beir.path, text_field=text_field)
@@ -56,13 +55,12 @@ def main() -> None:
                     Path(scratch) / "i", corpus.chunks(4096), encoder, fields=fields
                 )
                 row = []
-                for weight in WEIGHTS:
-                    config = SearchConfig(dense_weight=weight)
-                    found = rank(store, vectors, questions, config, 100, "hybrid")
-                    records = store.records_for(h.rowid for hits in found for h in hits)
+                for weight in WEIGHTS:  # as `eval retrieval` ranks: every document on its own
+                    config = SearchConfig(dense_weight=weight, dedupe=False, threshold="none")
+                    found = SearchEngine(store, encoder, config).query_batch(questions, 100)
                     rankings = {
-                        q: [records[h.rowid].id for h in hits]
-                        for q, hits in zip(beir.judged, found, strict=True)
+                        q: [hit.id for hit in result.hits]
+                        for q, result in zip(beir.judged, found, strict=True)
                     }
                     row.append(100 * evaluate_rankings(rankings, qrels)[0]["ndcg@10"])
                 store.close()

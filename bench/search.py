@@ -126,7 +126,7 @@ def measure_type(
     index_type: str, backend: str, folder: str, questions: list[str], queue: Any
 ) -> None:
     """In a fresh process: open the index, time single questions, report peak RSS."""
-    from semsearch.search import SearchEngine
+    from semsearch.search.engine import SearchEngine
 
     engine = SearchEngine.open(folder, overrides={"backend": backend})
     store, encoder = engine.store, engine.encoder

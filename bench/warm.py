@@ -71,8 +71,8 @@ def measure(args: argparse.Namespace, scratch: Path) -> None:
         with args.glosses.open(encoding="utf-8") as handle:
             lines = itertools.islice(handle, args.questions)
             questions = [json.loads(line)["text"] for line in lines]
-    import semsearch.search
-    from semsearch.search import SearchEngine
+    import semsearch
+    from semsearch.search.engine import SearchEngine
 
     engine = SearchEngine.open(args.index)
     for question in questions[:warmup]:
@@ -83,7 +83,7 @@ def measure(args: argparse.Namespace, scratch: Path) -> None:
             engine.query(question, k=10)
         times.append(watch.seconds)
     p50, p99 = _common.percentiles_ms(times, (50, 99))
-    code = Path(semsearch.search.__file__).parents[1]
+    code = Path(semsearch.__file__).parents[1]
     print(f"{code}: {len(times)} questions, p50 {p50:.2f} ms, p99 {p99:.2f} ms")
 
 

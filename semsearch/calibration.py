@@ -2,7 +2,8 @@
 
 Each labelled question names the entry that answers it (`id`), or none (an empty id: it
 should not be answered). Each gets its top hit (the default ranking, no threshold) and
-that hit's cosine. At a threshold T a question is answered when its cosine is >= T, and
+that hit's cosine, its `best_score`. At a threshold T a question is answered by the rule
+every search applies (semsearch.search.answer: the top hit's cosine is >= T), and
 
 - precision = correct answers / all answered questions (in scope or not), where an
   answer is correct when the question is in scope and its top hit is the labelled entry
@@ -26,6 +27,7 @@ from typing import Any
 
 from semsearch.errors import ConfigError, InputError
 from semsearch.regular import MAX_FILE_BYTES, read_regular
+from semsearch.search.answer import clears
 
 DEFAULT_PRECISION = 0.9
 
@@ -140,15 +142,16 @@ def read_labelled(path: str | Path) -> Labelled:
 
 
 def curve(
-    cosines: Sequence[float], correct: Sequence[bool], ids: Sequence[str | None]
+    cosines: Sequence[float | None], correct: Sequence[bool], ids: Sequence[str | None]
 ) -> list[Point]:
     """Precision, coverage and out-of-scope answered at every candidate threshold,
-    lowest first. `correct`: whether each question's top hit is its labelled id."""
+    lowest first. `cosines`: each question's best_score (None: no hit); `correct`:
+    whether each question's top hit is its labelled id."""
     inside = [ident is not None for ident in ids]
     n_in, n_out = sum(inside), len(ids) - sum(inside)
     points = []
-    for threshold in sorted({-1.0, 1.0, *map(float, cosines)}):
-        answered = [cosine >= threshold for cosine in cosines]
+    for threshold in sorted({-1.0, 1.0, *(float(c) for c in cosines if c is not None)}):
+        answered = [clears(cosine, threshold) for cosine in cosines]
         count = sum(answered)
         right = sum(a and c for a, c in zip(answered, correct, strict=True))
         covered = sum(a and i for a, i in zip(answered, inside, strict=True))

@@ -10,7 +10,7 @@
 turns it off; with one in force only the hits that clear it come back.
 
 Standard library only (urllib), so a bot needs no HTTP package. Results are the same
-`Hit` / `SearchResult` that `SearchEngine` returns (semsearch.results). Failures raise
+`Hit` / `SearchResult` that `SearchEngine` returns (semsearch.search.results). Failures raise
 typed errors (semsearch.errors, all `SemsearchError`) carrying the server's own message.
 """
 
@@ -20,9 +20,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from semsearch.errors import (  # defined there; importable from here too
     AuthenticationError,
@@ -31,7 +29,10 @@ from semsearch.errors import (  # defined there; importable from here too
     ServiceError,
     ServiceUnavailableError,
 )
-from semsearch.results import Hit, SearchResult, batch_from_json
+from semsearch.search.results import Hit, SearchResult, batch_from_json
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "AuthenticationError",
@@ -135,6 +136,8 @@ class Client:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised sentence vectors from the index's encoder, float32 [n, dim]."""
+        import numpy as np  # only here: reading results needs no numpy
+
         texts = _as_list(texts, "texts")
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)

@@ -7,19 +7,26 @@ is refused with the valid choices before any model is loaded.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10: the same parser, from PyPI
-    import tomli as tomllib
-
 from semsearch.errors import ConfigError
+from semsearch.params import (
+    parse_count,
+    parse_fusion,
+    parse_k,
+    parse_mode,
+    parse_threshold,
+    parse_weight,
+)
 from semsearch.regular import read_settings
 from semsearch.text import echoed
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI (a dependency there)
+    import tomli as tomllib
 
 ENCODER_KINDS = ("sentence-transformer", "bert")
 POOLING_MODES = ("cls", "pooler", "mean", "max", "mean_max", "last")
@@ -27,8 +34,6 @@ LAYER_COMBINES = ("concat", "sum", "mean")
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 CUDA_DTYPES = ("float16", "bfloat16", "float32")
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-MODES = ("hybrid", "dense", "lexical")
-FUSIONS = ("convex", "rrf")
 DENSE_WEIGHT = 0.8
 """Hybrid's share for the dense views (the rest is BM25's); chosen on the shared FAQ sets,
 see the README's retrieval table."""
@@ -125,11 +130,12 @@ class IndexConfig:
 @dataclass(frozen=True)
 class SearchConfig:
     """How questions are answered: hits per question, the "no answer" threshold, and how
-    the index's parts are ranked (`mode`; the fusion and its weights, see semsearch.fusion).
+    the index's parts are ranked (`mode`; the fusion and its weights, see semsearch.search.fusion).
 
-    The threshold is a cosine similarity: None (not given) uses the index's own (see
-    semsearch.index.threshold), OFF ("none") answers with the best hit whatever its
-    score, a number in [-1, 1] is used as given.
+    The threshold is a cosine similarity: None (not given) or "index" uses the index's
+    own (see semsearch.index.threshold), "none" answers with the best hit whatever its
+    score, a number in [-1, 1] is used as given. Every value is checked by
+    semsearch.params, as the CLI and HTTP check theirs.
     """
 
     k: int = 5
@@ -144,47 +150,13 @@ class SearchConfig:
     rerank_depth: int = 20
 
     def __post_init__(self) -> None:
-        if self.k < 1:
-            raise ConfigError("k must be at least 1", setting="k")
-        _choice("mode", self.mode, MODES, "mode")
-        _choice("[search] fusion", self.fusion, FUSIONS, None)
-        if not 0.0 <= self.dense_weight <= 1.0:
-            raise ConfigError(f"[search] dense_weight {self.dense_weight} is not in [0, 1]")
-        if self.rrf_k < 1 or self.candidates < 1:
-            raise ConfigError("[search] rrf_k and candidates must be at least 1")
-        check_threshold(self.threshold)
-
-
-OFF = "none"
-"""The threshold that turns the "no answer" decision off."""
-
-
-def shown_threshold(value: float | None) -> str:
-    """A threshold in force as every face says it and the CLI takes it: the number, or
-    "none" (every question is answered by its best hit)."""
-    return OFF if value is None else str(value)
-
-
-def check_threshold(value: object) -> None:
-    """A threshold is None (not given), OFF, or a cosine in [-1, 1]."""
-    if value is None or value == OFF:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(
-            f"threshold {echoed(value)} is neither a number nor {OFF!r}", setting="threshold"
-        )
-    if not -1.0 <= value <= 1.0:
-        raise ConfigError(f"threshold {value} is not a cosine in [-1, 1]", setting="threshold")
-
-
-def resolve_threshold(*choices: float | str | None) -> float | None:
-    """The threshold in force: the first choice given (most specific first: the
-    request's, the configuration's, the index's); OFF or none given means none."""
-    for choice in choices:
-        if choice is not None:
-            check_threshold(choice)
-            return None if choice == OFF else float(choice)
-    return None
+        parse_k(self.k)
+        parse_mode(self.mode)
+        parse_fusion(self.fusion)
+        parse_weight(self.dense_weight)
+        for name in ("rrf_k", "candidates", "rerank_depth"):
+            parse_count(getattr(self, name), name=f"[search] {name}")
+        object.__setattr__(self, "threshold", parse_threshold(self.threshold))
 
 
 @dataclass(frozen=True)
@@ -216,6 +188,18 @@ def _build(cls: type, name: str, values: dict[str, Any]) -> Any:
         raise ConfigError(f"bad [{name}] settings: {exc}") from None
 
 
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file as a dict: the one reader of config files (tomllib, or tomli on
+    Python 3.10), with one message for a missing or malformed file."""
+    path = Path(path)
+    try:
+        return tomllib.loads(read_settings(path))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
 def load_settings(
     path: str | Path | None = None,
     *,
@@ -226,13 +210,7 @@ def load_settings(
     """Read a TOML file (or the defaults) and lay the CLI options that were given over it."""
     data: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        try:
-            data = tomllib.loads(read_settings(path))
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        data = read_toml(path)
         unknown = sorted(set(data) - {"encoder", "index", "search", "serve"})
         if unknown:
             raise ConfigError(f"unknown section(s) in {path}: {', '.join(unknown)}")

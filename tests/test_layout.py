@@ -92,7 +92,9 @@ def test_python_3_10_compiles_the_package_and_reads_config_through_tomli(
     script = (
         "import sys; import pip._vendor.tomli as tomli; sys.modules['tomli'] = tomli; "
         "from semsearch.config import load_settings; "
-        "print(sys.version_info[:2], load_settings(sys.argv[1]).encoder.backend)"
+        "from semsearch.service.config import load_serve_config; "
+        "print(sys.version_info[:2], load_settings(sys.argv[1]).encoder.backend, "
+        "load_serve_config(sys.argv[1]).max_k)"
     )
     done = subprocess.run(
         [PY310, "-c", script, str(ROOT / "configs" / "int8.toml")],
@@ -102,4 +104,4 @@ def test_python_3_10_compiles_the_package_and_reads_config_through_tomli(
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "(3, 10) onnx-int8"
+    assert done.stdout.strip() == "(3, 10) onnx-int8 100"  # serve's [serve] reader too

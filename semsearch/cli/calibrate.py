@@ -54,10 +54,11 @@ def calibrate(
     Example: semsearch calibrate indexes/faq labelled.csv --target-precision 0.9
     """
     from semsearch import calibration
-    from semsearch.config import OFF, SearchConfig
+    from semsearch.config import SearchConfig
     from semsearch.errors import InputError
     from semsearch.index import layout, threshold
-    from semsearch.search import SearchEngine
+    from semsearch.params import OFF
+    from semsearch.search.engine import SearchEngine
 
     target = calibration.Target.of(target_precision, max_out_of_scope)
     data = calibration.read_labelled(labelled)
@@ -77,8 +78,8 @@ def calibrate(
         )
     if target.max_out_of_scope is not None and all(i is not None for i in data.ids):
         raise InputError(f"{labelled} has no out-of-scope question (an empty id)")
-    results = engine.query_batch(data.questions, k=1)
-    cosines = [result.hits[0].cosine if result.hits else -1.0 for result in results]
+    results = engine.query_batch(data.questions, k=1)  # the top hit is the same at every k
+    cosines = [result.best_score for result in results]
     answers = {ident: " ".join(record.answer.split()) for ident, record in known.items()}
     correct = [  # the labelled entry, or one with the same answer (shown once, as `dedupe`)
         bool(result.hits)

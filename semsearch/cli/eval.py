@@ -7,10 +7,8 @@ summary (metrics x 100) or, with --json, one JSON object with metrics as fractio
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -18,16 +16,29 @@ from semsearch.cli.options import (
     DEFAULT_ENCODER_OPTIONS,
     BatchOpt,
     ConfigOpt,
+    DenseWeightOpt,
     DeviceOpt,
     EncoderOptions,
+    FusionOpt,
     JsonOpt,
     MaxLenOpt,
     ModelOpt,
     QuietOpt,
+    RerankOpt,
     SkipSpecialOpt,
+    ThresholdOpt,
+    ranking_settings,
     with_encoder_options,
 )
-from semsearch.config import MODES
+from semsearch.cli.report import (
+    describe_encoder,
+    emit,
+    note,
+    progress,
+    refuse_missing_folder,
+    x100,
+)
+from semsearch.params import MODES
 
 eval_app = typer.Typer(
     help="Measure an encoder: STS correlation, BEIR retrieval, layer x pooling sweeps, "
@@ -60,47 +71,6 @@ StsFileArg = Annotated[
 ]
 
 
-def _progress(quiet: bool) -> bool | None:
-    return False if quiet else None  # None: a bar when stderr is a terminal
-
-
-def _refuse_missing_folder(path: Path, option: str) -> None:
-    """Write only into a folder that exists: a typo must not create folders."""
-    from semsearch.errors import InputError
-
-    if not path.parent.is_dir():
-        raise InputError(
-            f"{option} {path}: the folder {path.parent} does not exist; create it first"
-        )
-
-
-def _note(message: str, quiet: bool) -> None:
-    if not quiet:
-        typer.echo(message, err=True)
-
-
-def _x100(value: float | None) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.2f}"
-
-
-def _describe(encoder: dict[str, Any]) -> str:
-    """One line on what encoded: kind, model, pooling and layers, dimension."""
-    text = f"{encoder['kind']} {encoder['model']}, pooling {encoder['pooling']}"
-    if encoder["kind"] == "bert":
-        layers = ",".join(str(layer) for layer in encoder["layers"])
-        text += f", layers {layers}"
-        if len(encoder["layers"]) > 1:
-            text += f" ({encoder['layer_combine']})"
-    return f"{text}, {encoder['dim']} dims"
-
-
-def _emit(payload: dict[str, Any], lines: list[str], as_json: bool) -> None:
-    if as_json:
-        typer.echo(json.dumps(payload, ensure_ascii=False))
-    else:
-        typer.echo("\n".join(lines))
-
-
 @eval_app.command("sts")
 @with_encoder_options
 def sts(
@@ -125,16 +95,16 @@ def sts(
     settings = options.settings()
     pairs = read_sts(file, split=split or "test", limit=limit)
     encoder = load_encoder(settings.encoder)
-    _note(f"scoring {len(pairs)} pairs of {pairs.path}", quiet or as_json)
-    result = evaluate_sts(encoder, pairs, show_progress=_progress(quiet))
+    note(f"scoring {len(pairs)} pairs of {pairs.path}", quiet or as_json)
+    result = evaluate_sts(encoder, pairs, show_progress=progress(quiet))
     lines = [
         f"STS: {result.file}, {result.pairs} pairs ({result.sentences} distinct sentences)",
-        f"encoder: {_describe(result.encoder)}",
-        f"Spearman x100: {_x100(result.spearman)}",
-        f"Pearson  x100: {_x100(result.pearson)}",
+        f"encoder: {describe_encoder(result.encoder)}",
+        f"Spearman x100: {x100(result.spearman)}",
+        f"Pearson  x100: {x100(result.pearson)}",
         f"({result.seconds:.1f} s)",
     ]
-    _emit(result.to_json(), lines, as_json)
+    emit(result.to_json(), lines, as_json)
 
 
 @eval_app.command("retrieval")
@@ -172,9 +142,20 @@ def retrieval(
             help="hybrid (default), dense, lexical, or all: every mode on one index.",
         ),
     ] = None,
+    threshold: ThresholdOpt = None,
+    rerank: RerankOpt = None,
+    fusion: FusionOpt = None,
+    dense_weight: DenseWeightOpt = None,
     per_query: Annotated[
         Path | None,
         typer.Option("--per-query", help="Write one JSON line per query (metrics, top hits)."),
+    ] = None,
+    run_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--run-file",
+            help="Write every query's ranking as a TREC run file (trec_eval, ranx).",
+        ),
     ] = None,
     options: EncoderOptions = DEFAULT_ENCODER_OPTIONS,
     quiet: QuietOpt = False,
@@ -184,27 +165,38 @@ def retrieval(
 
     Example: semsearch eval retrieval ../shared/data/covidqa_faq --index-type hnsw
 
-    The corpus is indexed as `semsearch index` would (in a temporary folder), every
-    judged query is searched, and each document is ranked on its own (no answer
-    de-duplication). Queries without a relevant document are skipped, as BEIR does.
+    The corpus is indexed as `semsearch index` would (in a temporary folder) and every
+    judged query is asked as `semsearch query` asks it, with the same ranking options;
+    each document is ranked on its own (no answer de-duplication) and no threshold
+    applies unless given. Queries without a relevant document are skipped, as BEIR does.
     """
     from semsearch.encoders import load_encoder
-    from semsearch.errors import InputError
-    from semsearch.evaluation.retrieval import BeirFolder, evaluate_retrieval, write_per_query
-    from semsearch.index.types import resolve_type
-
-    if k < 1:
-        raise InputError(f"k must be at least 1, got {k}", setting="k")
-    if per_query:
-        _refuse_missing_folder(per_query, "--per-query")
-    every = mode == "all"
-    settings = options.settings(
-        index={"type": index_type}, search={"mode": None if every else mode}
+    from semsearch.evaluation.retrieval import (
+        BeirFolder,
+        evaluate_retrieval,
+        write_per_query,
+        write_run,
     )
+    from semsearch.index.types import resolve_type
+    from semsearch.params import parse_k
+
+    parse_k(k)
+    for path, option in ((per_query, "--per-query"), (run_file, "--run-file")):
+        if path:
+            refuse_missing_folder(path, option)
+    every = mode == "all"
+    search = ranking_settings(
+        threshold=threshold,
+        mode=None if every else mode,
+        rerank=rerank,
+        fusion=fusion,
+        dense_weight=dense_weight,
+    )
+    settings = options.settings(index={"type": index_type}, search=search)
     resolve_type(settings.index.type, 0)  # an unknown type fails before any reading
     beir = BeirFolder.open(folder, split)
     if k < 100:
-        _note(f"note: -k {k} < 100, so MAP@100 only sees the top {k} hits", quiet or as_json)
+        note(f"note: -k {k} < 100, so MAP@100 only sees the top {k} hits", quiet or as_json)
     encoder = load_encoder(settings.encoder)
     result = evaluate_retrieval(
         beir,
@@ -214,10 +206,11 @@ def retrieval(
         also=MODES if every else (),
         text_field=text_field,
         k=k,
-        show_progress=_progress(quiet),
+        show_progress=progress(quiet),
         log=None if quiet or as_json else lambda message: typer.echo(message, err=True),
     )
     written = write_per_query(result, beir, per_query) if per_query else None
+    run = write_run(result, run_file) if run_file else None
     names = {"ndcg@10": "nDCG@10", "mrr@10": "MRR@10", "recall@1": "Recall@1"}
     names |= {"recall@10": "Recall@10", "map@100": "MAP@100"}
     lines = [
@@ -225,11 +218,11 @@ def retrieval(
         f"{result.corpus} documents, top {result.k} hits per query",
         f"queries: {result.queries} evaluated, {result.skipped_queries} without a relevant "
         "document skipped",
-        f"encoder: {_describe(result.encoder)}",
+        f"encoder: {describe_encoder(result.encoder)}",
         f"mode: {result.mode}",
-        *(f"{label:>10} x100: {_x100(result.metrics[key])}" for key, label in names.items()),
+        *(f"{label:>10} x100: {x100(result.metrics[key])}" for key, label in names.items()),
         *(
-            f"{name:>10}: " + ", ".join(f"{names[k]} {_x100(v)}" for k, v in metrics.items())
+            f"{name:>10}: " + ", ".join(f"{names[k]} {x100(v)}" for k, v in metrics.items())
             for name, metrics in result.by_mode.items()
             if every
         ),
@@ -239,7 +232,10 @@ def retrieval(
     if written:
         payload["per_query"] = str(written)
         lines.append(f"per-query results: {written}")
-    _emit(payload, lines, as_json)
+    if run:
+        payload["run_file"] = str(run)
+        lines.append(f"TREC run file: {run}")
+    emit(payload, lines, as_json)
 
 
 @eval_app.command("sweep")
@@ -274,7 +270,7 @@ def sweep(
     from semsearch.evaluation.sweep import plot_sweep, run_sweep
 
     require("matplotlib", "eval sweep's heatmap")
-    _refuse_missing_folder(plot, "--plot")
+    refuse_missing_folder(plot, "--plot")
     settings = EncoderOptions(
         config=config, model=model, skip_special=skip_special,
         max_seq_length=max_seq_length, device=device, batch_size=batch_size,
@@ -290,8 +286,8 @@ def sweep(
     )
     encoder = load_encoder(raw)
     layers = getattr(encoder.torch_model, "num_layers", "?")
-    _note(f"sweeping {layers} layers on {len(pairs)} pairs of {pairs.path}", quiet)
-    result = run_sweep(encoder, pairs, show_progress=_progress(quiet))
+    note(f"sweeping {layers} layers on {len(pairs)} pairs of {pairs.path}", quiet)
+    result = run_sweep(encoder, pairs, show_progress=progress(quiet))
     written = plot_sweep(result, plot)
     row, column = result.best
     lines = [
@@ -299,12 +295,12 @@ def sweep(
         "STS Spearman x100 of cosine similarity (* = best):",
         result.render(),
         f"best: layers {result.rows[row].label}, pooling {result.poolings[column]}: "
-        f"{_x100(result.table[row, column])}",
+        f"{x100(result.table[row, column])}",
         f"heatmap: {written}  ({result.seconds:.1f} s)",
     ]
     payload = result.to_json()
     payload["plot"] = str(written)
-    _emit(payload, lines, as_json)
+    emit(payload, lines, as_json)
 
 
 @eval_app.command("classify")
@@ -365,7 +361,7 @@ def classify(
     encoder = load_encoder(settings.encoder)
     result = evaluate_classification(
         encoder, train_set, test_set, limit_train=limit_train, seed=seed,
-        show_progress=_progress(quiet),
+        show_progress=progress(quiet),
     )  # fmt: skip
     sampled = (
         f"{result.train_size} of {result.train_total}, drawn at random with seed {result.seed}"
@@ -374,16 +370,16 @@ def classify(
     )
     lines = [
         f"classify: train {result.train} ({sampled}), test {result.test} ({result.test_size})",
-        f"{result.classes} classes; encoder: {_describe(result.encoder)}",
-        f"Accuracy x100: {_x100(result.accuracy)}",
-        f"Macro-F1 x100: {_x100(result.macro_f1)}",
+        f"{result.classes} classes; encoder: {describe_encoder(result.encoder)}",
+        f"Accuracy x100: {x100(result.accuracy)}",
+        f"Macro-F1 x100: {x100(result.macro_f1)}",
         f"({result.seconds['encode']:.1f} s encoding, {result.seconds['fit']:.1f} s fitting)",
     ]
     if result.unseen_test_labels:
         lines.insert(
             2, f"note: {result.unseen_test_labels} test texts carry a label unseen in training"
         )
-    _emit(result.to_json(), lines, as_json)
+    emit(result.to_json(), lines, as_json)
 
 
 def register(app: typer.Typer) -> None:

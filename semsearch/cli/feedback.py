@@ -35,6 +35,8 @@ FLAGS = {
     "max_out_of_scope": "--max-out-of-scope",
     "mode": "--mode",
     "rerank": "--rerank",
+    "fusion": "--fusion",
+    "dense_weight": "--dense-weight",
     "merge": "--merge",
     "limit": "--limit",
     "limit_train": "--limit-train",

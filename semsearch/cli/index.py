@@ -269,7 +269,7 @@ def add(
     """
     from semsearch.config import IndexConfig
     from semsearch.index.writes import check_writable
-    from semsearch.search import SearchEngine
+    from semsearch.search.engine import SearchEngine
 
     if index_path.exists():  # a folder it may not write fails before the model loads
         check_writable(index_path)

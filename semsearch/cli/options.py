@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from semsearch import params
 from semsearch.cli.feedback import quiet_notes
-from semsearch.config import OFF, EncoderConfig, Settings, load_settings
-from semsearch.errors import InputError
+from semsearch.config import EncoderConfig, Settings, load_settings
+from semsearch.errors import ConfigError, InputError
 from semsearch.regular import MAX_FILE_BYTES, read_regular
-from semsearch.text import echoed
 
 if TYPE_CHECKING:
     from semsearch.encoders import Encoder
@@ -135,31 +135,61 @@ RerankOpt = Annotated[
 ]
 
 
-def parse_threshold(value: str | float | None) -> float | str | None:
-    """--threshold's value: a cosine in [-1, 1], "none" (off), or None (not given)."""
-    if value is None or isinstance(value, float):
-        return value
-    if value.strip().lower() in ("none", "off"):
-        return OFF
+def _threshold(value: str | None) -> float | str | None:
+    """--threshold's value, parsed by semsearch.params (a usage error when bad)."""
     try:
-        number = float(value)
-    except ValueError:
-        number = float("nan")
-    if not -1.0 <= number <= 1.0:  # NaN too
-        raise typer.BadParameter(f"{echoed(value)} is not a cosine in [-1, 1] or none")
-    return number
+        return params.parse_threshold(value)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 ThresholdOpt = Annotated[
     str | None,
     typer.Option(
         "--threshold",
-        metavar="T|none",
-        callback=parse_threshold,
-        help="Minimum cosine for an answer (default: the index's own, see `semsearch info`); "
-        "none answers every question with its best hits.",
+        metavar="T|none|index",
+        callback=_threshold,
+        help="Minimum cosine of the top hit for an answer (default: the index's own, see "
+        "`semsearch info`); none answers every question with its best hits.",
     ),
 ]
+FusionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--fusion",
+        help="Hybrid's fusion: convex (default: weighted min-max scores) or rrf "
+        "(reciprocal ranks).",
+    ),
+]
+DenseWeightOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--dense-weight",
+        help="Convex fusion's share for the dense views, 0..1 (default 0.8; the rest is BM25's).",
+    ),
+]
+
+
+def ranking_settings(
+    *,
+    k: int | None = None,
+    threshold: float | str | None = None,
+    mode: str | None = None,
+    rerank: str | None = None,
+    fusion: str | None = None,
+    dense_weight: float | None = None,
+) -> dict[str, object]:
+    """The [search] settings that ranking options gave (`query`, `serve`, `eval
+    retrieval`): laid over a --config file's, and checked by SearchConfig."""
+    given = {
+        "k": k,
+        "threshold": threshold,
+        "mode": mode,
+        "rerank": rerank,
+        "fusion": fusion,
+        "dense_weight": dense_weight,
+    }
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def help_safe(text: str) -> str:

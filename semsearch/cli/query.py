@@ -10,29 +10,31 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from semsearch import params
 from semsearch.cli.feedback import error_line
 from semsearch.cli.options import (
     DEFAULT_ENCODER_OPTIONS,
+    DenseWeightOpt,
     EncoderOptions,
+    FusionOpt,
     JsonOpt,
     ModeOpt,
     RerankOpt,
     ThresholdOpt,
-    parse_threshold,
+    ranking_settings,
     with_encoder_options,
 )
-from semsearch.config import OFF, shown_threshold
 from semsearch.errors import ConfigError, SemsearchError
-from semsearch.text import echoed
+from semsearch.params import shown_threshold
 
 if TYPE_CHECKING:
-    from semsearch.results import SearchResult
-    from semsearch.search import SearchEngine
+    from semsearch.search.engine import SearchEngine
+    from semsearch.search.results import SearchResult
 
 HELP = """commands:
   :k N          show N answers per question
-  :threshold T  answer only when the best cosine is at least T (:threshold none: off,
-                :threshold default: the index's own)
+  :threshold T  answer only when the top hit's cosine is at least T (:threshold none:
+                off, :threshold index: the index's own)
   :help         this text
   :quit         leave (Ctrl-D works too)"""
 
@@ -43,7 +45,7 @@ def render(result: SearchResult) -> str:
     lines = [f"Q: {result.question}"]
     if not result.answered:
         best = result.best_score
-        why = "the index holds no entries" if best is None else f"best cosine {best:.3f}"
+        why = "no entry matches" if best is None else f"the top hit's cosine {best:.3f}"
         lines.append(f"   No confident answer ({why} is below the threshold {result.threshold}).")
     for hit in result.confident:
         label = {"hybrid": "fused", "lexical": "bm25"}.get(result.mode or "")
@@ -73,6 +75,8 @@ def query(
     threshold: ThresholdOpt = None,
     mode: ModeOpt = None,
     rerank: RerankOpt = None,
+    fusion: FusionOpt = None,
+    dense_weight: DenseWeightOpt = None,
     options: EncoderOptions = DEFAULT_ENCODER_OPTIONS,
     as_json: JsonOpt = False,
 ) -> None:
@@ -83,7 +87,14 @@ def query(
     Without QUESTION: an interactive prompt at a terminal, or one question a line
     from piped standard input (one answer block, or JSON line, each).
     """
-    search = {"k": k, "threshold": parse_threshold(threshold), "mode": mode, "rerank": rerank}
+    search = ranking_settings(
+        k=k,
+        threshold=threshold,
+        mode=mode,
+        rerank=rerank,
+        fusion=fusion,
+        dense_weight=dense_weight,
+    )
     engine = _open_engine(index_path, options, search)
     if question is not None:
         _emit(engine.query(question), as_json)
@@ -156,7 +167,7 @@ def _open_engine(
     vectors would differ); a --config file's encoder section counts as given in full."""
     import dataclasses
 
-    from semsearch.search import SearchEngine
+    from semsearch.search.engine import SearchEngine
 
     settings = options.settings(search=search_options)
     given = dataclasses.asdict(settings.encoder) if options.config else options.given()
@@ -197,12 +208,10 @@ def _command(engine: SearchEngine, line: str) -> str | None:
         if name == "help":
             typer.echo(HELP)
         elif name == "k":
-            engine.config = _replace(engine, k=_number(argument, int, ":k 3"))
+            engine.config = _replace(engine, k=_value(params.parse_k, argument, ":k 3"))
             typer.echo(f"k = {engine.config.k}")
         elif name == "threshold":
-            default = argument in ("default", "")
-            off = argument in ("off", "none")
-            value = None if default else OFF if off else _number(argument, float, ":threshold 0.4")
+            value = _value(params.parse_threshold, argument or "index", ":threshold 0.4")
             engine.config = _replace(engine, threshold=value)
             typer.echo(f"threshold = {shown_threshold(engine.threshold())}")
         else:
@@ -212,13 +221,13 @@ def _command(engine: SearchEngine, line: str) -> str | None:
     return None
 
 
-def _number(argument: str, kind: type[int] | type[float], example: str) -> Any:
-    """The prompt command's number, or an error that shows the form it takes."""
+def _value(parse: Any, argument: str, example: str) -> Any:
+    """The prompt command's value, parsed as the option's, or an error that shows the
+    form it takes."""
     try:
-        return kind(argument)
-    except ValueError:
-        what = "a whole number" if kind is int else "a number"
-        raise ConfigError(f"{echoed(argument)} is not {what}, e.g. {example}") from None
+        return parse(argument)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}, e.g. {example}", setting=exc.setting) from None
 
 
 def _replace(engine: SearchEngine, **changes: Any) -> Any:

@@ -13,7 +13,7 @@ from semsearch.cli.options import (
     ModeOpt,
     RerankOpt,
     ThresholdOpt,
-    parse_threshold,
+    ranking_settings,
 )
 
 SERVE_PANEL = "Service"
@@ -152,11 +152,12 @@ def serve(
 
     require_serve_extra()
     from semsearch.config import load_settings
+    from semsearch.params import parse_k
     from semsearch.service.config import load_serve_config
     from semsearch.service.server import build_service
     from semsearch.service.server import serve as run
 
-    search = {"k": k, "threshold": parse_threshold(threshold), "mode": mode, "rerank": rerank}
+    search = ranking_settings(k=k, threshold=threshold, mode=mode, rerank=rerank)
     settings = load_settings(config, search=search)
     serve_config = load_serve_config(
         config,
@@ -174,12 +175,7 @@ def serve(
         reload_interval=reload_interval,
         access_log=access_log,
     )
-    if settings.search.k > serve_config.max_k:
-        from semsearch.errors import ConfigError
-
-        raise ConfigError(
-            f"default k {settings.search.k} exceeds the limit max_k {serve_config.max_k}"
-        )
+    parse_k(settings.search.k, most=serve_config.max_k)  # the default within the limit
     service = build_service(index_path, serve_config, settings.search, device=device or "auto")
     run(service, serve_config)
 

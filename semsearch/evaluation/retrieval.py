@@ -1,15 +1,19 @@
-"""Retrieval on a BEIR folder: index the corpus the way `semsearch index` does, run the
-judged queries, and score the rankings with nDCG@10, MRR@10, Recall@1/@10 and MAP@100.
+"""Retrieval on a BEIR folder: index the corpus the way `semsearch index` does, ask the
+judged queries the way `semsearch query` does, and score the rankings with nDCG@10,
+MRR@10, Recall@1/@10 and MAP@100.
 
-The index is built by `IndexStore.build` in a temporary folder and searched with
-`IndexStore.search`, so ANN index types are measured exactly as users would query them.
-Every document is ranked on its own: the answer de-duplication of `SearchEngine` is not
-applied (two entries with one answer are two documents to BEIR). Equal scores are ordered
-as trec_eval orders them (document id, descending), so results are reproducible.
+The index is built by `IndexStore.build` in a temporary folder and every query goes
+through `SearchEngine.query_batch`, the one question path of `query`, HTTP and Python,
+with the same ranking settings (mode, fusion and weights, rerank, threshold): what is
+measured is what is served. Two differences, both BEIR's: every document is ranked on
+its own (the answer de-duplication is off: two entries with one answer are two
+documents to BEIR), and no threshold applies unless one is given (a threshold leaves
+an unanswered query with no hits, as `query` shows it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 import time
@@ -17,8 +21,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from semsearch.config import IndexConfig, SearchConfig
 from semsearch.corpus import open_corpus
@@ -28,7 +30,8 @@ from semsearch.evaluation.common import encoder_summary
 from semsearch.evaluation.data import read_qrels, read_queries
 from semsearch.evaluation.metrics import RETRIEVAL_METRICS, evaluate_rankings
 from semsearch.index import IndexStore
-from semsearch.ranking import effective_mode, rank
+from semsearch.params import OFF, parse_k
+from semsearch.search.engine import SearchEngine
 
 DEFAULT_DEPTH = 100
 """Hits retrieved per query: enough for MAP@100."""
@@ -99,6 +102,7 @@ class RetrievalResult:
     truncated: int = 0
     mode: str = "dense"
     by_mode: dict[str, dict[str, float]] = field(default_factory=dict)
+    rankings_by_mode: dict[str, dict[str, list[tuple[str, float]]]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -123,12 +127,6 @@ class RetrievalResult:
         }
 
 
-def trec_order(hits: list[tuple[str, float]]) -> list[tuple[str, float]]:
-    """Best score first; equal scores by document id, descending (trec_eval's order)."""
-    by_id = sorted(hits, key=lambda hit: hit[0], reverse=True)
-    return sorted(by_id, key=lambda hit: -hit[1])
-
-
 def evaluate_retrieval(
     beir: BeirFolder,
     encoder: Encoder,
@@ -141,11 +139,15 @@ def evaluate_retrieval(
     show_progress: bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> RetrievalResult:
-    """Index `beir`'s corpus in a temporary folder, search every judged query and score it
-    in `search.mode` (the result's metrics), and in the modes `also` names (`by_mode`)."""
+    """Index `beir`'s corpus in a temporary folder, ask every judged query through
+    `SearchEngine.query_batch` and score it in `search.mode` (the result's metrics), and
+    in the modes `also` names (`by_mode`)."""
     index = index or IndexConfig()
-    if k < 1:
-        raise InputError(f"k must be at least 1, got {k}", setting="k")
+    k = parse_k(k)
+    search = search or SearchConfig()
+    search = dataclasses.replace(
+        search, dedupe=False, threshold=OFF if search.threshold is None else search.threshold
+    )
     started = time.perf_counter()
     corpus = open_corpus(beir.path, text_field=text_field)
     if log:
@@ -173,15 +175,17 @@ def evaluate_retrieval(
                     f"{beir.path}: no query in qrels/{beir.split}.tsv has a relevant document"
                 )
             texts = [beir.queries[query] for query in judged]
-            vectors = encoder.encode(texts, show_progress=show_progress)
-            truncated += encoder.truncated
-            search = search or SearchConfig()
-            matrix = np.ascontiguousarray(vectors, dtype=np.float32)
-            modes = list(dict.fromkeys([effective_mode(store, search.mode), *also]))
-            ranked = {
-                mode: _rankings(store, matrix, texts, judged, search, min(k, store.count), mode)
-                for mode in modes
-            }
+            engine = SearchEngine(store, encoder, search)
+            modes = list(dict.fromkeys([engine.mode(), *also]))
+            ranked = {}
+            for mode in modes:
+                results = engine.query_batch(texts, k, mode=mode)
+                ranked[engine.mode(mode)] = {
+                    query: [(hit.id, hit.score) for hit in result.hits]
+                    for query, result in zip(judged, results, strict=True)
+                }
+                if len(ranked) == 1:
+                    truncated += encoder.truncated
             rankings = ranked[modes[0]]
             searched = time.perf_counter()
             index_type, count = store.manifest.index.type, store.count
@@ -216,25 +220,8 @@ def evaluate_retrieval(
         truncated=truncated,
         mode=modes[0],
         by_mode={mode: found[0] for mode, found in by_mode.items()},
+        rankings_by_mode=ranked,
     )
-
-
-def _rankings(
-    store: IndexStore,
-    vectors: np.ndarray,
-    texts: list[str],
-    judged: list[str],
-    search: SearchConfig,
-    depth: int,
-    mode: str,
-) -> dict[str, list[tuple[str, float]]]:
-    """Each judged query's ranked (document id, score), in `mode`."""
-    found = rank(store, vectors, texts, search, depth, mode)
-    records = store.records_for(hit.rowid for hits in found for hit in hits)
-    return {
-        query: trec_order([(records[hit.rowid].id, hit.score) for hit in hits])
-        for query, hits in zip(judged, found, strict=True)
-    }
 
 
 def write_per_query(result: RetrievalResult, beir: BeirFolder, path: str | Path) -> Path:
@@ -260,4 +247,17 @@ def write_per_query(result: RetrievalResult, beir: BeirFolder, path: str | Path)
                 ],
             }
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
+def write_run(result: RetrievalResult, path: str | Path) -> Path:
+    """The rankings as a TREC run file, one line per hit: `query_id Q0 doc_id rank score
+    semsearch-MODE`, every mode evaluated (trec_eval and ranx read it). Ranks and scores
+    are those `semsearch query --json` gives for the same question."""
+    path = Path(path)
+    with path.open("w", encoding="utf-8") as handle:
+        for mode, rankings in result.rankings_by_mode.items():
+            for query, hits in rankings.items():
+                for rank, (doc, score) in enumerate(hits, 1):
+                    handle.write(f"{query} Q0 {doc} {rank} {score:.6f} semsearch-{mode}\n")
     return path

@@ -179,14 +179,23 @@ class LexicalIndex:
         self, question: str, n: int
     ) -> tuple[list[tuple[int, float]], tuple[np.ndarray, np.ndarray]]:
         """The best `n` entries with a score above 0 as (rowid, score), best first, and
-        the matches (to look up candidates found another way, `scores_of`)."""
+        the matches (to look up candidates found another way, `scores_of`).
+
+        Equal scores go by rowid, so the first `n` are always the start of one order:
+        asking for more only appends."""
         positions, sums = found = self.matches(question)
         n = min(n, len(sums))
         if n < 1:
             return [], found
-        best = np.argpartition(-sums, n - 1)[:n] if n < len(sums) else np.arange(len(sums))
-        best = best[np.argsort(-sums[best], kind="stable")]
-        ranked = [(int(self.rowids[positions[i]]), float(sums[i])) for i in best if sums[i] > 0]
+        if n < len(sums):  # every entry tied with the n-th best, then the order among them
+            nth = np.partition(sums, len(sums) - n)[len(sums) - n]
+            best = np.flatnonzero(sums >= nth)
+        else:
+            best = np.arange(len(sums))
+        best = best[np.lexsort((best, -sums[best]))][:n]  # positions ascend with rowids
+        best = best[sums[best] > 0]
+        rowids, scores = self.rowids[positions[best]].tolist(), sums[best].tolist()
+        ranked = list(zip(rowids, scores, strict=True))
         return ranked, found
 
     def scores_of(self, found: tuple[np.ndarray, np.ndarray], rowids: np.ndarray) -> np.ndarray:

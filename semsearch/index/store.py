@@ -26,6 +26,7 @@ from semsearch.index import threshold, types
 from semsearch.index.checks import check_counts, checked_manifest
 from semsearch.index.layout import RECORDS, SECOND, VECTORS
 from semsearch.index.lexical import LexicalIndex
+from semsearch.index.live import live_top
 from semsearch.index.manifest import Manifest, utc_now
 from semsearch.index.records import RecordStore
 from semsearch.index.summary import summary
@@ -45,13 +46,12 @@ from semsearch.index.writes import (
     write_errors,
     write_new,
 )
+from semsearch.params import parse_k
 
 log = logging.getLogger("semsearch")
 
 
 _OPEN_ATTEMPTS = 3
-
-Hit = tuple[Record, float]
 
 
 class IndexStore:
@@ -198,7 +198,7 @@ class IndexStore:
     def dim(self) -> int:
         return self.vectors.dim
 
-    def search(self, query_vectors: np.ndarray, k: int) -> list[list[Hit]]:
+    def search(self, query_vectors: np.ndarray, k: int) -> list[list[tuple[Record, float]]]:
         """Top-k live records per query vector, best first, scored by inner product
         (= cosine for normalised vectors)."""
         found = self.search_rowids(query_vectors, k)
@@ -211,25 +211,8 @@ class IndexStore:
         """Top-k live (rowid, score) per query vector, best first, in the indexed texts'
         vectors (or the second view's); `records_for` reads the records, so a caller
         that needs only some of them reads only those."""
-        if k < 1:
-            raise InputError(f"k must be at least 1, got {k}", setting="k")
         index = self.second if second and self.second is not None else self.vectors
-        total = index.ntotal
-        fetch = min(2 * k, total) if self._tombstones else k
-        while True:
-            scores, ids = index.search(query_vectors, fetch)
-            found = [
-                [
-                    (int(i), float(s))
-                    for i, s in zip(row_ids, row_scores, strict=True)
-                    if i >= 0 and i not in self._tombstones
-                ][:k]
-                for row_ids, row_scores in zip(ids, scores, strict=True)
-            ]
-            if not self._tombstones or fetch >= total or all(len(hits) == k for hits in found):
-                break
-            fetch = min(4 * fetch, total)
-        return found
+        return live_top(index, query_vectors, parse_k(k), self._tombstones)
 
     def records_for(self, rowids: Iterable[int]) -> dict[int, Record]:
         """Live records by rowid (the ids `search_rowids` returns)."""

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from semsearch.index import layout
+from semsearch.index.live import live_top
 
 if TYPE_CHECKING:
     from semsearch.index.store import IndexStore
@@ -69,19 +70,8 @@ def top_cosines(vectors: VectorIndex, queries: np.ndarray, dead: set[int]) -> np
     if total - len(dead) <= 0 or len(queries) == 0:
         return np.zeros(0, dtype=np.float64)
     queries = np.ascontiguousarray(queries, dtype=np.float32)
-    fetch = min(total, 8) if dead else 1
-    while True:
-        scores, ids = vectors.search(queries, fetch)
-        best = [
-            next(
-                (float(s) for i, s in zip(row_ids, row, strict=True) if i >= 0 and i not in dead),
-                None,
-            )
-            for row_ids, row in zip(ids, scores, strict=True)
-        ]
-        if fetch >= total or all(b is not None for b in best):
-            return np.array([b for b in best if b is not None], dtype=np.float64)
-        fetch = min(total, 4 * fetch)
+    best = [hits[0][1] for hits in live_top(vectors, queries, 1, dead) if hits]
+    return np.array(best, dtype=np.float64)
 
 
 def estimate(top: np.ndarray, fingerprint: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from semsearch import __version__
 from semsearch.errors import BatcherStoppedError, InputError, SemsearchError
-from semsearch.results import batch_to_json
+from semsearch.search.results import batch_to_json
 from semsearch.service.batcher import MicroBatcher
 from semsearch.service.config import ServeConfig
 from semsearch.service.jobs import EmbedJob, Job, SearchJob, estimate_tokens, spans
@@ -277,7 +277,7 @@ def create_app(
     async def search(body: SearchRequest) -> Response:  # type: ignore[valid-type]
         """Rank known entries for `query` (one) or `queries` (a list), best first.
 
-        Every hit comes back; `answered` says whether the best clears the threshold."""
+        `answered` says whether the top hit's cosine clears the threshold, at every k."""
         one = body.query is not None  # type: ignore[attr-defined]
         questions = [body.query] if one else body.queries  # type: ignore[attr-defined]
         k, threshold, mode = body.k, body.threshold, body.mode  # type: ignore[attr-defined]

@@ -11,10 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
+from semsearch.config import read_toml
 from semsearch.errors import ConfigError
-from semsearch.regular import read_settings
 
 API_KEY_ENV = "SEMSEARCH_API_KEY"
 
@@ -75,12 +73,7 @@ class ServeConfig:
 
 
 def _serve_table(path: Path) -> dict[str, Any]:
-    try:
-        data = tomllib.loads(read_settings(path))
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    data = read_toml(path)
     table = data.get("serve", {})
     if not isinstance(table, dict):
         raise ConfigError("[serve] must be a table")

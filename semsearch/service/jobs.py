@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from semsearch.results import SearchResult
+from semsearch.search.results import SearchResult
 from semsearch.service.live import LiveIndex
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from semsearch.config import SearchConfig
 from semsearch.errors import SemsearchError
 from semsearch.index import IndexStore
-from semsearch.search import SearchEngine
+from semsearch.search.engine import SearchEngine
 
 log = logging.getLogger("semsearch.service")
 

@@ -207,9 +207,9 @@ function show(data, body) {
   } else {
     const best = data.best_score;
     const detail = best !== null && best !== undefined
-      ? "The best match's cosine is " + best.toFixed(3) + ", below the threshold " +
+      ? "The top match's cosine is " + best.toFixed(3) + ", below the threshold " +
         data.threshold + ". Try rephrasing, or lower the threshold."
-      : "The index holds no entries.";
+      : "No entry matches.";
     $("no-answer-detail").textContent = detail;
     $("no-answer").hidden = false;
     say("No confident answer.");

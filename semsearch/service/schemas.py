@@ -5,7 +5,8 @@ The limits come from `ServeConfig`, so the models are made per app by `request_m
 annotations at runtime, some of them local to a function.)
 """
 
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -16,16 +17,21 @@ from pydantic import (
     model_validator,
 )
 
+from semsearch.errors import ConfigError
+from semsearch.params import MODES, parse_k, parse_mode, parse_threshold
 from semsearch.service.config import ServeConfig
 
 
-def _threshold(value: Any) -> float | str | None:
-    """A cosine in [-1, 1], "none" (no threshold) or null (the server's default)."""
-    if value is None or value == "none":
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float) or not -1 <= value <= 1:
-        raise ValueError('must be a cosine in [-1, 1] or "none"')
-    return float(value)
+def _checked(parse: Callable[..., Any], **options: Any) -> Callable[[Any], Any]:
+    """A semsearch.params parser as a pydantic validator: its message, as pydantic's."""
+
+    def check(value: Any) -> Any:
+        try:
+            return parse(value, **options)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+    return check
 
 
 def _not_blank(value: str) -> str:
@@ -35,7 +41,7 @@ def _not_blank(value: str) -> str:
 
 
 # The response models document `SearchResult.to_json()` and `batch_to_json()`
-# (semsearch.results) in /docs; the route returns those dicts itself. Extra fields are
+# (semsearch.search.results) in /docs; the route returns those dicts itself. Extra fields are
 # forbidden so that a test (tests/test_serve.py) catches any drift between the two.
 _EXACT = ConfigDict(extra="forbid")
 
@@ -69,7 +75,7 @@ class SearchResponse(BaseModel):
     threshold: float | None = Field(description="the threshold in force (null: none)")
     mode: str | None = Field(description="what ranked the hits: hybrid, dense or lexical")
     best_score: float | None = Field(
-        description="the best cosine before the threshold's filter (null: empty index)"
+        description="the top-ranked hit's cosine, which `answered` judges (null: no hit)"
     )
     results: list[ResultItem]
 
@@ -113,7 +119,9 @@ def request_models(config: ServeConfig, default_k: int) -> tuple[type[BaseModel]
     ]
     text = Annotated[str, StringConstraints(max_length=config.max_text_chars)]
     k_type = Annotated[
-        int, Field(ge=1, le=config.max_k, description=f"hits per question, 1..{config.max_k}")
+        int,
+        AfterValidator(_checked(parse_k, most=config.max_k)),
+        Field(description=f"hits per question, 1..{config.max_k}"),
     ]
     strict = ConfigDict(strict=True, extra="forbid")
 
@@ -130,20 +138,23 @@ def request_models(config: ServeConfig, default_k: int) -> tuple[type[BaseModel]
             Annotated[list[question], Field(min_length=1, max_length=config.max_texts)] | None
         ) = None
         k: k_type = default_k
-        threshold: Annotated[Any, AfterValidator(_threshold)] = Field(
+        threshold: Annotated[Any, AfterValidator(_checked(parse_threshold))] = Field(
             default=None,
             json_schema_extra={
                 "anyOf": [
                     {"type": "number", "minimum": -1, "maximum": 1},
-                    {"const": "none"},
+                    {"enum": ["none", "index"]},
                     {"type": "null"},
                 ]
             },
-            description='minimum cosine for an answer, or "none" for no threshold '
-            "(absent or null: the server's default, else the index's own)",
+            description='minimum cosine of the top hit for an answer, "none" for no '
+            "threshold or \"index\" for the index's own (absent or null: the server's "
+            "default, else the index's own)",
         )
-        mode: Literal["hybrid", "dense", "lexical"] | None = Field(
-            default=None, description="how hits are ranked (server default if absent)"
+        mode: Annotated[str | None, AfterValidator(_checked(parse_mode))] = Field(
+            default=None,
+            json_schema_extra={"enum": list(MODES)},
+            description="how hits are ranked: hybrid, dense or lexical (server default if absent)",
         )
 
         @model_validator(mode="after")

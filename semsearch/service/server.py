@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from semsearch.config import SearchConfig, shown_threshold
+from semsearch.config import SearchConfig
 from semsearch.errors import ConfigError
+from semsearch.params import shown_threshold
 from semsearch.service.config import ServeConfig
 
 log = logging.getLogger("semsearch.service")
@@ -52,7 +53,7 @@ def build_service(
     encoder: Any = None,
 ) -> Service:
     """Open the index and its encoder (from the manifest unless one is given)."""
-    from semsearch.search import SearchEngine
+    from semsearch.search.engine import SearchEngine
     from semsearch.service.app import create_app
     from semsearch.service.batcher import MicroBatcher
     from semsearch.service.jobs import QuietEncoder, processor

@@ -16,7 +16,7 @@ from semsearch.cli.main import app
 from semsearch.corpus import open_corpus
 from semsearch.errors import IndexFolderError, InputError
 from semsearch.index import Manifest
-from semsearch.search import SearchEngine
+from semsearch.search.engine import SearchEngine
 
 runner = CliRunner()
 

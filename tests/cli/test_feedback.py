@@ -48,8 +48,8 @@ def built(tiny_sbert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     [
         (
             ["query", "IDX", "x", "--threshold", "abc"],
-            "semsearch: error: Invalid value for '--threshold': 'abc' is not a cosine in [-1, 1] "
-            "or none "
+            "semsearch: error: Invalid value for '--threshold': 'abc' is not a cosine in [-1, 1], "
+            "none or index "
             "(see 'semsearch query --help')",
         ),
         (

@@ -211,7 +211,9 @@ def test_interactive_prompt_in_a_terminal(built):
             leader, "? "
         )
         os.write(leader, b":threshold high\n")
-        assert "'high' is not a number, e.g. :threshold 0.4" in _read_until(leader, "? ")
+        assert "'high' is not a cosine in [-1, 1], none or index, e.g. :threshold 0.4" in (
+            _read_until(leader, "? ")
+        )
         os.write(leader, b":quit\n")
         assert process.wait(timeout=30) == 0
     finally:

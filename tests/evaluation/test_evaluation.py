@@ -31,7 +31,7 @@ from semsearch.evaluation import (
 )
 from semsearch.evaluation.common import encode_unique
 from semsearch.evaluation.deps import require
-from semsearch.evaluation.retrieval import BeirFolder, trec_order
+from semsearch.evaluation.retrieval import BeirFolder
 from semsearch.evaluation.sts import evaluate_sts
 from semsearch.evaluation.sweep import layer_choices, run_sweep
 from tests.conftest import shared_data
@@ -135,11 +135,6 @@ def test_retrieval_metrics_match_pytrec_eval():
         assert metrics["recall@10"] == pytest.approx(expected["recall_10"], abs=1e-9)
         assert metrics["map@100"] == pytest.approx(expected["map_cut_100"], abs=1e-9)
         assert metrics["mrr@10"] == pytest.approx(reciprocal[query]["recip_rank"], abs=1e-9)
-
-
-def test_trec_order_breaks_ties_by_id_descending():
-    hits = [("a", 0.5), ("c", 0.9), ("b", 0.5), ("d", 0.5)]
-    assert trec_order(hits) == [("c", 0.9), ("d", 0.5), ("b", 0.5), ("a", 0.5)]
 
 
 # -- classification -----------------------------------------------------------------------

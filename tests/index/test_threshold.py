@@ -110,14 +110,15 @@ def test_override_and_none_in_python_and_cli(tiny_index: Path) -> None:
     data = json.loads(shown.stdout)
     assert data["threshold"] is None and data["answered"] and len(data["results"]) == 4
     text = runner.invoke(app, ["query", str(tiny_index), "price", "--threshold", "1"]).stdout
-    assert "No confident answer (best cosine" in text and "below the threshold 1.0" in text
+    assert "No confident answer (the top hit's cosine" in text
+    assert "below the threshold 1.0" in text
     bad = runner.invoke(
         app, ["query", str(tiny_index), "price", "--threshold", "high"], prog_name="semsearch"
     )
     assert bad.exit_code == 2
     assert bad.output.strip().splitlines() == [
-        "semsearch: error: Invalid value for '--threshold': 'high' is not a cosine in [-1, 1] "
-        "or none (see 'semsearch query --help')"
+        "semsearch: error: Invalid value for '--threshold': 'high' is not a cosine in [-1, 1], "
+        "none or index (see 'semsearch query --help')"
     ]
 
 
@@ -154,8 +155,13 @@ def test_http_threshold_none_and_default(tiny_index: Path) -> None:
         assert high["answered"] is False and high["results"] == [] and high["best_score"] < 1
         batch = client.post("/search", json={"queries": ["price", "pdf"], "threshold": 1}).json()
         assert batch["results"] == [[], []] and len(batch["best_score"]) == 2
-        bad = client.post("/search", json={"query": "price", "threshold": "off"})
-        assert bad.status_code == 422
+        same = client.post("/search", json={"query": "price", "threshold": "off"}).json()
+        assert same == off  # the CLI's words too: one parser (semsearch.params)
+        own_again = client.post("/search", json={"query": "price", "threshold": "index"})
+        assert own_again.json() == default
+        bad = client.post("/search", json={"query": "price", "threshold": "high"})
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "threshold"
+        assert "'high' is not a cosine in [-1, 1], none or index" in bad.json()["detail"]
 
 
 # -- calibrate ------------------------------------------------------------------------

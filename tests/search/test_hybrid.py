@@ -17,11 +17,11 @@ from semsearch.cli.main import app
 from semsearch.config import SearchConfig
 from semsearch.corpus import Record
 from semsearch.errors import ConfigError
-from semsearch.fusion import convex, minmax, ranks, rrf
 from semsearch.index import IndexStore
 from semsearch.index.lexical import LexicalIndex
 from semsearch.index.views import Parts
 from semsearch.search import SearchEngine
+from semsearch.search.fusion import convex, minmax, ranks, rrf
 from tests.index_writer import HashEncoder
 
 runner = CliRunner()

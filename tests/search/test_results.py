@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from semsearch.results import Hit, SearchResult, batch_from_json, batch_to_json
+from semsearch.search.results import Hit, SearchResult, batch_from_json, batch_to_json
 
 PACKAGE = Path(__file__).resolve().parents[2] / "semsearch"
 

@@ -37,7 +37,7 @@ from semsearch.errors import (
     ServiceUnavailableError,
 )
 from semsearch.index import IndexStore
-from semsearch.results import Hit, SearchResult, batch_to_json
+from semsearch.search.results import Hit, SearchResult, batch_to_json
 from semsearch.service.batcher import MicroBatcher
 from semsearch.service.config import ServeConfig, load_serve_config
 from semsearch.service.server import build_service, serve_in_thread

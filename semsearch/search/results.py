@@ -1,20 +1,21 @@
 """One search result and its one JSON form, shared by every edge.
 
-`SearchEngine` returns `SearchResult`s; `semsearch query --json` prints `to_json()`;
-POST /search answers `to_json()` for one question and `batch_to_json()` for several;
-the Python client reads them back with `from_json()` / `batch_from_json()`; the search
-page and the pydantic response models in `semsearch.service.schemas` read this shape
-too (a test keeps those models equal to it).
+`SearchEngine` (semsearch.search.engine) returns `SearchResult`s; `semsearch query
+--json` prints `to_json()`; POST /search answers `to_json()` for one question and
+`batch_to_json()` for several; the Python client reads them back with `from_json()` /
+`batch_from_json()`; the search page and the pydantic response models in
+`semsearch.service.schemas` read this shape too (a test keeps those models equal to it).
 
     {"question": "...", "answered": true, "threshold": 0.5, "mode": "hybrid",
      "best_score": 0.71,
      "results": [{"id", "score", "text", "answer", "metadata", "rank", "scores"}, ...]}
 
 `threshold` is the one in force (the request's, the server's or the index's own; null:
-none). With one in force, `results` lists only the hits whose cosine clears it, and
-`answered` is whether any does (false with an empty list otherwise). `best_score` is the
-best cosine among the hits before that filter (null when the index is empty), so a bot
-can log how close an unanswered question came.
+none). `best_score` is the top-ranked hit's cosine (null when there is no hit), and
+`answered` is whether it clears the threshold (semsearch.search.answer): neither depends
+on how many hits were asked for. An answered question lists the hits whose cosine clears
+the threshold; an unanswered one an empty list, with `best_score` saying how close it
+came.
 
 `score` is what ranked the hit: the fused score in hybrid mode, the cosine in dense
 mode, BM25 in lexical mode. `scores` (hybrid and lexical modes) holds each part's own:
@@ -94,7 +95,7 @@ class SearchResult:
     answered: bool
     threshold: float | None
     mode: str | None = None  # what ranked the hits: hybrid, dense or lexical
-    best_score: float | None = None  # the best cosine before the threshold's filter
+    best_score: float | None = None  # the top-ranked hit's cosine, before the filter
 
     @property
     def confident(self) -> list[Hit]:
