@@ -33,9 +33,9 @@ def parse_k(value: object, *, most: int | None = None, setting: str = "k") -> in
         try:
             value = int(value.strip())
         except ValueError:
-            raise ConfigError(f"{value!r} is not a whole number", setting=setting) from None
+            raise ConfigError(f"{echoed(value)} is not a whole number", setting=setting) from None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{setting} must be a whole number, got {value!r}", setting=setting)
+        raise ConfigError(f"{setting} must be a whole number, got {echoed(value)}", setting=setting)
     if value < 1:
         raise ConfigError(f"{setting} must be at least 1, got {value}", setting=setting)
     if most is not None and value > most:
@@ -85,7 +85,7 @@ def parse_mode(value: object) -> str | None:
         return None
     if not isinstance(value, str) or value not in MODES:
         raise ConfigError(
-            f"unknown mode {value!r}: choose one of {', '.join(MODES)}", setting="mode"
+            f"unknown mode {echoed(value)}: choose one of {', '.join(MODES)}", setting="mode"
         )
     return value
 
@@ -96,7 +96,7 @@ def parse_fusion(value: object) -> str | None:
         return None
     if not isinstance(value, str) or value not in FUSIONS:
         raise ConfigError(
-            f"unknown fusion {value!r}: choose one of {', '.join(FUSIONS)}", setting="fusion"
+            f"unknown fusion {echoed(value)}: choose one of {', '.join(FUSIONS)}", setting="fusion"
         )
     return value
 
@@ -109,9 +109,11 @@ def parse_weight(value: object, *, setting: str = "dense_weight") -> float | Non
         try:
             value = float(value.strip())
         except ValueError:
-            raise ConfigError(f"{setting} {value!r} is not a number", setting=setting) from None
+            raise ConfigError(
+                f"{setting} {echoed(value)} is not a number", setting=setting
+            ) from None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{setting} must be a number, got {value!r}", setting=setting)
+        raise ConfigError(f"{setting} must be a number, got {echoed(value)}", setting=setting)
     if not 0.0 <= value <= 1.0:  # NaN too
         raise ConfigError(f"{setting} {value} is not in [0, 1]", setting=setting)
     return float(value)
@@ -121,7 +123,7 @@ def parse_count(value: object, *, name: str) -> int:
     """Any other whole-number search setting that must be >= 1 (`[search] candidates`,
     `rrf_k`, `rerank_depth`), named as the config file names it."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be a whole number, got {value!r}")
+        raise ConfigError(f"{name} must be a whole number, got {echoed(value)}")
     if value < 1:
         raise ConfigError(f"{name} must be at least 1, got {value}")
     return value

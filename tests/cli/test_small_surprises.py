@@ -32,7 +32,7 @@ def test_a_64k_value_is_cut_in_errors() -> None:
     assert len(str(caught.value)) < 200 and "(65,536 characters)" in str(caught.value)
     done = runner.invoke(app, ["query", "nowhere", "q", "--threshold", LONG])
     assert done.exit_code == 2 and len(done.stderr) < 300
-    assert "(65,536 characters) is not a cosine in [-1, 1] or none" in done.stderr
+    assert "(65,536 characters) is not a cosine in [-1, 1], none or index" in done.stderr
 
 
 def test_a_path_like_model_that_is_not_there_is_a_missing_folder(

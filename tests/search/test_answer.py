@@ -200,11 +200,10 @@ def test_http_answers_alike_at_every_k(
     demo_index: Path, engine: SearchEngine, threshold: float
 ) -> None:
     pytest.importorskip("fastapi", reason="the serve extra is not installed")
-    from test_serve import call
-
     from semsearch.client import Client
     from semsearch.service.config import ServeConfig
     from semsearch.service.server import build_service, serve_in_thread
+    from tests.service.test_server import call
 
     python = decisions(engine.query_batch(QUESTIONS, 1, threshold))
     config = ServeConfig(port=0)

@@ -11,11 +11,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from test_hybrid import tiny_cross_encoder  # noqa: F401 - a fixture
 from typer.testing import CliRunner
 
 from semsearch.cli.main import app
 from semsearch.evaluation.retrieval import BeirFolder
+from tests.search.test_hybrid import tiny_cross_encoder  # noqa: F401 - a fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 BEIR = ROOT / "examples" / "beir-sample"
