@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -67,12 +67,12 @@ class Plan:
     prints_comment: bool = False  # its `# comment` is a value it prints, not a description
 
 
-def compare(**kwargs: object) -> Plan:
-    return Plan("compare", **kwargs)  # type: ignore[arg-type]
+def compare(**kwargs: Any) -> Plan:
+    return Plan("compare", **kwargs)
 
 
-def run(why: str = "", **kwargs: object) -> Plan:
-    return Plan("run", why, **kwargs)  # type: ignore[arg-type]
+def run(why: str = "", **kwargs: Any) -> Plan:
+    return Plan("run", why, **kwargs)
 
 
 def skip(why: str) -> Plan:
@@ -89,7 +89,6 @@ SERVE = (
     "a server that runs until stopped; tests/test_examples.py starts `semsearch serve` "
     "(the systemd unit's and the Dockerfile's command lines) until /health answers"
 )
-EVAL_OUTPUT = "the printed output under `$ semsearch eval ...` below"
 
 # Every command the README shows, by its text; "compare": its output is what the README
 # prints (a `$` block, or the `#` comment), "run": executed, exit code (and files) checked.
@@ -107,7 +106,8 @@ PLANS: dict[str, Plan] = {
     'semsearch query indexes/faq "..." -k 3 --threshold 0.5 --json': run("no output shown"),
     "semsearch calibrate indexes/faq examples/labelled.csv": run("stores; the dry run is shown"),
     "semsearch query indexes/faq": run(
-        "the interactive prompt, typed at", typed=":help\n:k 1\nI forgot my password\n:quit\n"
+        "the interactive prompt (stdin a terminal), typed at; no output shown",
+        typed=":help\n:k 1\nI forgot my password\n:quit\n",
     ),
     "cat examples/questions.txt | semsearch query indexes/faq --json": run("no output shown"),
     "semsearch add indexes/faq examples/new.csv": run("no output shown"),
