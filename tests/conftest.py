@@ -60,16 +60,20 @@ def minilm_folder(onnx_cache: Path, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="session")
 def demo_index(minilm_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The README's demo index, `semsearch index examples/faq.csv -o indexes/faq` with the
-    packaged MiniLM, built once per test session (per pytest-xdist worker: tests that use it
-    share `xdist_group("readme")`). Read it, or copy it before writing."""
+    packaged MiniLM, built once per test run and shared by the pytest-xdist workers. Read
+    it (reading never writes to an index folder), or copy it before writing."""
+    from filelock import FileLock
     from typer.testing import CliRunner
 
     from semsearch.cli.main import app
 
-    folder = tmp_path_factory.mktemp("demo") / "faq"
-    faq = Path(__file__).resolve().parents[1] / "examples" / "faq.csv"
-    built = CliRunner().invoke(app, ["index", str(faq), "-o", str(folder), "--quiet"])
-    assert built.exit_code == 0, built.output
+    run = _run_folder(tmp_path_factory)
+    folder = run / "demo-index" / "faq"
+    with FileLock(str(run / "demo-index.lock")):
+        if not folder.is_dir():
+            faq = Path(__file__).resolve().parents[1] / "examples" / "faq.csv"
+            built = CliRunner().invoke(app, ["index", str(faq), "-o", str(folder), "--quiet"])
+            assert built.exit_code == 0, built.output
     return folder
 
 

@@ -162,7 +162,7 @@ def started(argv: list[str], env: dict[str, str] | None = None) -> Iterator[tupl
 
 @pytest.fixture
 def faq_index(demo_index: Path) -> Path:
-    """The session's demo index (tests using it share xdist_group("readme")); read only."""
+    """The session's demo index; read only."""
     pytest.importorskip("uvicorn", reason="the serve extra is not installed")
     return demo_index
 
@@ -201,7 +201,6 @@ def unit_for(index: Path, cache: Path) -> str:
 
 
 @pytest.mark.real
-@pytest.mark.xdist_group("readme")
 def test_systemd_execstart_serves_health(faq_index: Path, onnx_cache: Path, tmp_path: Path) -> None:
     unit = configparser.ConfigParser(strict=False, interpolation=None)
     unit.optionxform = str  # type: ignore[assignment,method-assign]
@@ -223,7 +222,6 @@ def test_systemd_execstart_serves_health(faq_index: Path, onnx_cache: Path, tmp_
 
 
 @pytest.mark.real
-@pytest.mark.xdist_group("readme")
 def test_two_processes_on_one_folder_both_follow_an_add(faq_index: Path, tmp_path: Path) -> None:
     """The README's several-processes-behind-a-balancer setup: each process reloads the
     shared folder by itself after a write."""
@@ -267,7 +265,6 @@ def test_dockerfile_copies_files_that_exist_and_pins_the_makefiles_torch() -> No
 
 
 @pytest.mark.real
-@pytest.mark.xdist_group("readme")
 def test_dockerfile_commands_build_an_index_and_serve_it(
     faq_index: Path, onnx_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -180,7 +180,7 @@ PLANS: dict[str, Plan] = {
 
 # The code blocks that show no command, by their first line (whitespace runs as one space).
 OTHER_BLOCKS: dict[str, str] = {
-    "from semsearch import SearchEngine": "run: test_readme_python_block",
+    "from semsearch import open_index": "run: test_readme_python_block",
     "indexes/faq/": "the index folder's files, not a command's output",
     "from semsearch.client import Client": "skip: it needs a running server (" + SERVE + ")",
     "upstream semsearch {": "tests/test_examples.py: it is deploy/nginx.conf",
@@ -421,7 +421,6 @@ def test_the_rules_of_comparing() -> None:
 
 
 @pytest.mark.real
-@pytest.mark.xdist_group("readme")
 @pytest.mark.parametrize(
     "example",
     EXECUTED,
@@ -469,7 +468,6 @@ def test_readme_command(
 
 
 @pytest.mark.real
-@pytest.mark.xdist_group("readme")
 @pytest.mark.parametrize("first", PYTHON_RUN)
 def test_readme_python_block(first: str, workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     block = next(b for b in OTHERS if first_line(b) == first)
