@@ -132,10 +132,10 @@ def connected(ray: Any, settings: RaySettings) -> Iterator[None]:
             with silenced(2):  # Ray's core logs each failed try there
                 ray.init(address=address, **quiet)
         else:
-            from semsearch.encoders.runners import default_threads
+            from semsearch.encoders.runners import available_cores
 
             with silenced(2):
-                ray.init(num_cpus=default_threads(), include_dashboard=False, **quiet)
+                ray.init(num_cpus=available_cores(), include_dashboard=False, **quiet)
     except SemsearchError:
         raise
     except Exception as exc:  # ConnectionError, Ray Client's ImportError, ...

@@ -32,7 +32,7 @@ class Runner(Protocol):
         ...
 
 
-def default_threads() -> int:
+def available_cores() -> int:
     """The cores this process may use: its affinity mask, capped by a container's CPU
     quota (a 2-CPU container on a 64-core host must not start 64 threads)."""
     try:
@@ -46,6 +46,18 @@ def default_threads() -> int:
     except (OSError, ValueError):
         pass  # no cgroup v2 quota: the affinity mask decides
     return max(1, cores)
+
+
+def default_threads() -> int:
+    """An encoder's threads when none are set: the available cores, or fewer where
+    OMP_NUM_THREADS says so (as torch and FAISS already obey it; ONNX Runtime does not
+    read it), e.g. several processes sharing a machine."""
+    cores = available_cores()
+    try:
+        asked = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        return cores
+    return max(1, min(cores, asked))
 
 
 def _cuda_available() -> bool:

@@ -136,6 +136,7 @@ def test_default_threads_follow_a_container_quota(tmp_path, monkeypatch):
 
     cpu_max = tmp_path / "cpu.max"
     monkeypatch.setattr(onnx, "CGROUP_CPU_MAX", cpu_max)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     cores = len(os.sched_getaffinity(0))
     assert onnx.default_threads() == cores  # no quota file
     cpu_max.write_text("max 100000\n")
@@ -144,6 +145,21 @@ def test_default_threads_follow_a_container_quota(tmp_path, monkeypatch):
     assert onnx.default_threads() == 1
     cpu_max.write_text(f"{(cores + 8) * 100000} 100000\n")  # a quota above the mask
     assert onnx.default_threads() == cores
+
+
+def test_default_threads_obey_omp_num_threads(tmp_path, monkeypatch):
+    """OMP_NUM_THREADS lowers an encoder's default threads (torch and FAISS obey it too)
+    but never raises them past the cores; Ray's CPUs are the cores whatever it says."""
+    from semsearch.encoders import runners
+
+    monkeypatch.setattr(runners, "CGROUP_CPU_MAX", tmp_path / "cpu.max")  # no quota
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert (runners.default_threads(), runners.available_cores()) == (1, cores)
+    monkeypatch.setenv("OMP_NUM_THREADS", str(cores + 8))
+    assert runners.default_threads() == cores
+    monkeypatch.setenv("OMP_NUM_THREADS", "many")
+    assert runners.default_threads() == cores
 
 
 def test_backend_from_a_config_file(tmp_path):
