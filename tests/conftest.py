@@ -9,15 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # One core per worker (`make test` runs one worker per core): torch, ONNX Runtime
     # and FAISS would each start a thread per core in every worker and fight for them.
-    # CLI subprocesses inherit the setting through the environment.
+    # CLI subprocesses inherit the setting through the environment. Set before torch
+    # loads its OpenMP runtime, which reads it once.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
     torch.set_num_threads(1)
 
 
@@ -108,6 +110,7 @@ def _link_if_absent(source: str, target: str) -> None:
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer random BERT with MiniLM's real word-piece vocabulary, saved as a folder."""
+    import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     folder = tmp_path_factory.mktemp("tiny-bert")
