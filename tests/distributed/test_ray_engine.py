@@ -109,6 +109,12 @@ def local_ray(onnx_cache: Path) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
+def ray_address(local_ray: Any) -> str:
+    """The module's local Ray as a cluster that another process joins (`--address`)."""
+    return str(local_ray.get_runtime_context().gcs_address)
+
+
+@pytest.fixture(scope="module")
 def corpus5k(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_csv(tmp_path_factory.mktemp("corpus") / "faq.csv", faq_rows(5000))
 
@@ -309,39 +315,17 @@ def test_an_unreachable_cluster_is_one_line(tmp_path: Path, address: str) -> Non
     assert time.monotonic() - started < 30 and not (tmp_path / "idx").exists()
 
 
-HEAD = """
-import sys, time, ray
-context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-print(context.address_info["gcs_address"], flush=True)
-sys.stdin.read()  # runs until the test closes stdin
-"""
-
-
-def test_an_address_joins_a_running_cluster(tiny_bert: Path, tmp_path: Path) -> None:
+def test_an_address_joins_a_running_cluster(
+    ray_address: str, tiny_bert: Path, tmp_path: Path
+) -> None:
     corpus = write_csv(tmp_path / "faq.csv", faq_rows(50))
-    head = subprocess.Popen(
-        [sys.executable, "-c", HEAD],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+    done = subprocess.run(  # a process of its own: the cluster is another process's
+        [sys.executable, "-m", "semsearch", "index", str(corpus), "-o",
+         str(tmp_path / "idx"), *tiny(tiny_bert, "onnx"), "--engine", "ray",
+         "--address", ray_address, "--workers", "2", "--json"],
+        capture_output=True,
         text=True,
-        start_new_session=True,
-    )
-    try:
-        assert head.stdout is not None and head.stdin is not None
-        address = head.stdout.readline().strip()
-        done = subprocess.run(
-            [sys.executable, "-m", "semsearch", "index", str(corpus), "-o",
-             str(tmp_path / "idx"), *tiny(tiny_bert, "onnx"), "--engine", "ray",
-             "--address", address, "--workers", "2", "--json"],
-            capture_output=True,
-            text=True,
-        )  # fmt: skip
-        head.stdin.close()
-        head.wait(timeout=60)
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # the head's Ray processes
-            os.killpg(head.pid, signal.SIGKILL)
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["count"] == 50
     assert done.stderr.splitlines()[1:] == ["encoding on 2 Ray workers, 1 CPU each"]
@@ -392,33 +376,22 @@ def test_a_dead_worker_is_restarted_and_its_chunk_encoded_again(
 
 
 def test_killing_the_driver_leaves_the_previous_index(
-    minilm_folder: Path, corpus5k: Path, tmp_path: Path
+    ray_address: str, tiny_bert: Path, tmp_path: Path
 ) -> None:
     folder = tmp_path / "idx"
+    model = tiny(tiny_bert, "onnx")
     small = write_csv(tmp_path / "small.csv", faq_rows(20, seed=4))
-    done = run("index", small, "-o", folder, "--model", minilm_folder, "-q")
+    done = run("index", small, "-o", folder, *model, "-q")
     assert done.exit_code == 0, done.output
     before = (folder / "manifest.json").read_text()
+    big = write_csv(tmp_path / "big.csv", faq_rows(20000, seed=5))  # seconds on one worker
     driver = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "semsearch",
-            "index",
-            str(corpus5k),
-            "-o",
-            str(folder),
-            "--model",
-            str(minilm_folder),
-            "--engine",
-            "ray",
-            "--workers",
-            "1",
-        ],
+        [sys.executable, "-m", "semsearch", "index", str(big), "-o", str(folder), *model,
+         "--engine", "ray", "--address", ray_address, "--workers", "1"],
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
-    )
+    )  # fmt: skip
     try:
         assert driver.stderr is not None
         for line in driver.stderr:  # the actors are up: encoding starts now
@@ -426,22 +399,25 @@ def test_killing_the_driver_leaves_the_previous_index(
                 break
         else:
             raise AssertionError(f"the driver ended first ({driver.wait()})")
-        time.sleep(3)  # 5,000 MiniLM texts on one worker take far longer
+        deadline = time.monotonic() + 60
+        staging: list[Path] = []
+        while not staging and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # the build's staging folder, its records written first
+            staging = [s for s in tmp_path.glob("idx.tmp-*") if (s / "records.sqlite").exists()]
         assert driver.poll() is None
-        staging = list(tmp_path.glob("idx.tmp-*"))
-        assert len(staging) == 1 and (staging[0] / "records.sqlite").exists()
+        assert len(list(tmp_path.glob("idx.tmp-*"))) == 1 and len(staging) == 1
         os.kill(driver.pid, signal.SIGKILL)
         driver.wait(timeout=30)
     finally:
         if driver.poll() is None:
             driver.kill()
-        with contextlib.suppress(ProcessLookupError):  # the local Ray it started, if left
+        with contextlib.suppress(ProcessLookupError):  # anything else the driver started
             os.killpg(driver.pid, signal.SIGKILL)
     assert (folder / "manifest.json").read_text() == before
     done = run("query", folder, rows_of(folder)[0][2], "--json", "-k", "1", "--threshold", "none")
     assert done.exit_code == 0, done.output
     assert json.loads(done.stdout)["results"][0]["id"] == "e0"
-    rebuilt = run("index", small, "-o", folder, "--model", minilm_folder, "-q")
+    rebuilt = run("index", small, "-o", folder, *model, "-q")
     assert rebuilt.exit_code == 0, rebuilt.output
     assert list(tmp_path.glob("idx.tmp-*")) == []  # the dead writer's folder is removed
 
