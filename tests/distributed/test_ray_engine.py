@@ -24,6 +24,7 @@ from typing import Any
 import faiss
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from semsearch.cli.main import app
@@ -102,10 +103,22 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
 @pytest.fixture(scope="module")
 def local_ray(onnx_cache: Path) -> Iterator[Any]:
     """One local Ray for the module (started after the ONNX cache is set, so the
-    workers inherit it); `semsearch index --engine ray` in this process joins it."""
+    workers inherit it); `semsearch index --engine ray` in this process joins it.
+
+    One torch thread in each process, as `make test` runs it (tests/conftest.py): two
+    OpenMP threads per process beside Ray's own on two cores make a 2-second torch
+    build take twenty."""
+    threads, omp = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"  # the Ray workers inherit it
+    torch.set_num_threads(1)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
+    torch.set_num_threads(threads)
+    if omp is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = omp
 
 
 @pytest.fixture(scope="module")
