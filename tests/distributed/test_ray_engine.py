@@ -127,9 +127,21 @@ def ray_address(local_ray: Any) -> str:
     return str(local_ray.get_runtime_context().gcs_address)
 
 
+ROWS = 2000  # in chunks of CHUNK: four chunks of a build, handed to the workers in turn
+CHUNK = 500
+
+
 @pytest.fixture(scope="module")
-def corpus5k(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_csv(tmp_path_factory.mktemp("corpus") / "faq.csv", faq_rows(5000))
+def corpus2k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_csv(tmp_path_factory.mktemp("corpus") / "faq.csv", faq_rows(ROWS))
+
+
+@pytest.fixture(scope="module")
+def small_chunks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A --config preset that cuts the corpus into chunks of CHUNK rows."""
+    config = tmp_path_factory.mktemp("config") / "chunks.toml"
+    config.write_text(f"[index]\nchunk_size = {CHUNK}\n")
+    return config
 
 
 def tiny(tiny_bert: Path, backend: str) -> list[str]:
@@ -160,7 +172,12 @@ def manifest_of(folder: Path) -> dict[str, Any]:
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
 def test_ray_build_writes_the_local_build(
-    local_ray: Any, tiny_bert: Path, corpus5k: Path, tmp_path: Path, backend: str
+    local_ray: Any,
+    tiny_bert: Path,
+    corpus2k: Path,
+    small_chunks: Path,
+    tmp_path: Path,
+    backend: str,
 ) -> None:
     built = {}
     for engine in ("local", "ray"):
@@ -169,10 +186,12 @@ def test_ray_build_writes_the_local_build(
         folder = tmp_path / engine
         done = run(
             "index",
-            corpus5k,
+            corpus2k,
             "-o",
             folder,
             *tiny(tiny_bert, backend),
+            "--config",
+            small_chunks,
             "--index-type",
             "flat",
             "--engine",
@@ -184,7 +203,7 @@ def test_ray_build_writes_the_local_build(
         assert done.exit_code == 0, done.output
         built[engine] = folder
         summary = json.loads(done.stdout)
-        assert (summary["count"], summary["index_type"]) == (5000, "flat")
+        assert (summary["count"], summary["index_type"]) == (ROWS, "flat")
     local, distributed = built["local"], built["ray"]
     assert rows_of(local) == rows_of(distributed)
     assert manifest_of(local) == manifest_of(distributed)
@@ -192,7 +211,7 @@ def test_ray_build_writes_the_local_build(
         ids, matrix = vectors_of(local / name)
         other_ids, other = vectors_of(distributed / name)
         np.testing.assert_array_equal(ids, other_ids)
-        assert matrix.shape == (5000, 32) and np.abs(matrix - other).max() < 1e-6
+        assert matrix.shape == (ROWS, 32) and np.abs(matrix - other).max() < 1e-6
     encoder = load_encoder(kind="bert", model=str(tiny_bert), backend=backend)
     queries = encoder.encode([row["question"] for row in faq_rows(30, seed=1)])
     with IndexStore.open(local) as one, IndexStore.open(distributed) as two:
@@ -365,7 +384,7 @@ def test_an_address_that_is_not_ray_gives_up_in_seconds(tmp_path: Path) -> None:
 
 
 def test_a_dead_worker_is_restarted_and_its_chunk_encoded_again(
-    local_ray: Any, tiny_bert: Path, corpus5k: Path
+    local_ray: Any, tiny_bert: Path, corpus2k: Path
 ) -> None:
     from semsearch.config import EncoderConfig
     from semsearch.distributed.cluster import RaySettings
@@ -373,7 +392,7 @@ def test_a_dead_worker_is_restarted_and_its_chunk_encoded_again(
     from semsearch.index.views import Parts
 
     config = EncoderConfig(kind="bert", model=str(tiny_bert), backend="onnx")
-    chunks = list(open_corpus(corpus5k).chunks(500))
+    chunks = list(open_corpus(corpus2k).chunks(ROWS // 10))
     pool = RayPool(local_ray, config, RaySettings(workers=1), show_progress=False)
     try:
         encoded = pool.encoded(chunks, Parts())
