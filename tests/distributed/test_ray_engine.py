@@ -24,6 +24,7 @@ from typing import Any
 import faiss
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from semsearch.cli.main import app
@@ -102,15 +103,45 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
 @pytest.fixture(scope="module")
 def local_ray(onnx_cache: Path) -> Iterator[Any]:
     """One local Ray for the module (started after the ONNX cache is set, so the
-    workers inherit it); `semsearch index --engine ray` in this process joins it."""
+    workers inherit it); `semsearch index --engine ray` in this process joins it.
+
+    One torch thread in each process, as `make test` runs it (tests/conftest.py): two
+    OpenMP threads per process beside Ray's own on two cores make a 2-second torch
+    build take twenty."""
+    threads, omp = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"  # the Ray workers inherit it
+    torch.set_num_threads(1)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
+    torch.set_num_threads(threads)
+    if omp is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = omp
 
 
 @pytest.fixture(scope="module")
-def corpus5k(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_csv(tmp_path_factory.mktemp("corpus") / "faq.csv", faq_rows(5000))
+def ray_address(local_ray: Any) -> str:
+    """The module's local Ray as a cluster that another process joins (`--address`)."""
+    return str(local_ray.get_runtime_context().gcs_address)
+
+
+ROWS = 2000  # in chunks of CHUNK: four chunks of a build, handed to the workers in turn
+CHUNK = 500
+
+
+@pytest.fixture(scope="module")
+def corpus2k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_csv(tmp_path_factory.mktemp("corpus") / "faq.csv", faq_rows(ROWS))
+
+
+@pytest.fixture(scope="module")
+def small_chunks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A --config preset that cuts the corpus into chunks of CHUNK rows."""
+    config = tmp_path_factory.mktemp("config") / "chunks.toml"
+    config.write_text(f"[index]\nchunk_size = {CHUNK}\n")
+    return config
 
 
 def tiny(tiny_bert: Path, backend: str) -> list[str]:
@@ -141,7 +172,12 @@ def manifest_of(folder: Path) -> dict[str, Any]:
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
 def test_ray_build_writes_the_local_build(
-    local_ray: Any, tiny_bert: Path, corpus5k: Path, tmp_path: Path, backend: str
+    local_ray: Any,
+    tiny_bert: Path,
+    corpus2k: Path,
+    small_chunks: Path,
+    tmp_path: Path,
+    backend: str,
 ) -> None:
     built = {}
     for engine in ("local", "ray"):
@@ -150,10 +186,12 @@ def test_ray_build_writes_the_local_build(
         folder = tmp_path / engine
         done = run(
             "index",
-            corpus5k,
+            corpus2k,
             "-o",
             folder,
             *tiny(tiny_bert, backend),
+            "--config",
+            small_chunks,
             "--index-type",
             "flat",
             "--engine",
@@ -165,7 +203,7 @@ def test_ray_build_writes_the_local_build(
         assert done.exit_code == 0, done.output
         built[engine] = folder
         summary = json.loads(done.stdout)
-        assert (summary["count"], summary["index_type"]) == (5000, "flat")
+        assert (summary["count"], summary["index_type"]) == (ROWS, "flat")
     local, distributed = built["local"], built["ray"]
     assert rows_of(local) == rows_of(distributed)
     assert manifest_of(local) == manifest_of(distributed)
@@ -173,7 +211,7 @@ def test_ray_build_writes_the_local_build(
         ids, matrix = vectors_of(local / name)
         other_ids, other = vectors_of(distributed / name)
         np.testing.assert_array_equal(ids, other_ids)
-        assert matrix.shape == (5000, 32) and np.abs(matrix - other).max() < 1e-6
+        assert matrix.shape == (ROWS, 32) and np.abs(matrix - other).max() < 1e-6
     encoder = load_encoder(kind="bert", model=str(tiny_bert), backend=backend)
     queries = encoder.encode([row["question"] for row in faq_rows(30, seed=1)])
     with IndexStore.open(local) as one, IndexStore.open(distributed) as two:
@@ -309,39 +347,17 @@ def test_an_unreachable_cluster_is_one_line(tmp_path: Path, address: str) -> Non
     assert time.monotonic() - started < 30 and not (tmp_path / "idx").exists()
 
 
-HEAD = """
-import sys, time, ray
-context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-print(context.address_info["gcs_address"], flush=True)
-sys.stdin.read()  # runs until the test closes stdin
-"""
-
-
-def test_an_address_joins_a_running_cluster(tiny_bert: Path, tmp_path: Path) -> None:
+def test_an_address_joins_a_running_cluster(
+    ray_address: str, tiny_bert: Path, tmp_path: Path
+) -> None:
     corpus = write_csv(tmp_path / "faq.csv", faq_rows(50))
-    head = subprocess.Popen(
-        [sys.executable, "-c", HEAD],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+    done = subprocess.run(  # a process of its own: the cluster is another process's
+        [sys.executable, "-m", "semsearch", "index", str(corpus), "-o",
+         str(tmp_path / "idx"), *tiny(tiny_bert, "onnx"), "--engine", "ray",
+         "--address", ray_address, "--workers", "2", "--json"],
+        capture_output=True,
         text=True,
-        start_new_session=True,
-    )
-    try:
-        assert head.stdout is not None and head.stdin is not None
-        address = head.stdout.readline().strip()
-        done = subprocess.run(
-            [sys.executable, "-m", "semsearch", "index", str(corpus), "-o",
-             str(tmp_path / "idx"), *tiny(tiny_bert, "onnx"), "--engine", "ray",
-             "--address", address, "--workers", "2", "--json"],
-            capture_output=True,
-            text=True,
-        )  # fmt: skip
-        head.stdin.close()
-        head.wait(timeout=60)
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # the head's Ray processes
-            os.killpg(head.pid, signal.SIGKILL)
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["count"] == 50
     assert done.stderr.splitlines()[1:] == ["encoding on 2 Ray workers, 1 CPU each"]
@@ -368,7 +384,7 @@ def test_an_address_that_is_not_ray_gives_up_in_seconds(tmp_path: Path) -> None:
 
 
 def test_a_dead_worker_is_restarted_and_its_chunk_encoded_again(
-    local_ray: Any, tiny_bert: Path, corpus5k: Path
+    local_ray: Any, tiny_bert: Path, corpus2k: Path
 ) -> None:
     from semsearch.config import EncoderConfig
     from semsearch.distributed.cluster import RaySettings
@@ -376,7 +392,7 @@ def test_a_dead_worker_is_restarted_and_its_chunk_encoded_again(
     from semsearch.index.views import Parts
 
     config = EncoderConfig(kind="bert", model=str(tiny_bert), backend="onnx")
-    chunks = list(open_corpus(corpus5k).chunks(500))
+    chunks = list(open_corpus(corpus2k).chunks(ROWS // 10))
     pool = RayPool(local_ray, config, RaySettings(workers=1), show_progress=False)
     try:
         encoded = pool.encoded(chunks, Parts())
@@ -392,33 +408,22 @@ def test_a_dead_worker_is_restarted_and_its_chunk_encoded_again(
 
 
 def test_killing_the_driver_leaves_the_previous_index(
-    minilm_folder: Path, corpus5k: Path, tmp_path: Path
+    ray_address: str, tiny_bert: Path, tmp_path: Path
 ) -> None:
     folder = tmp_path / "idx"
+    model = tiny(tiny_bert, "onnx")
     small = write_csv(tmp_path / "small.csv", faq_rows(20, seed=4))
-    done = run("index", small, "-o", folder, "--model", minilm_folder, "-q")
+    done = run("index", small, "-o", folder, *model, "-q")
     assert done.exit_code == 0, done.output
     before = (folder / "manifest.json").read_text()
+    big = write_csv(tmp_path / "big.csv", faq_rows(20000, seed=5))  # seconds on one worker
     driver = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "semsearch",
-            "index",
-            str(corpus5k),
-            "-o",
-            str(folder),
-            "--model",
-            str(minilm_folder),
-            "--engine",
-            "ray",
-            "--workers",
-            "1",
-        ],
+        [sys.executable, "-m", "semsearch", "index", str(big), "-o", str(folder), *model,
+         "--engine", "ray", "--address", ray_address, "--workers", "1"],
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
-    )
+    )  # fmt: skip
     try:
         assert driver.stderr is not None
         for line in driver.stderr:  # the actors are up: encoding starts now
@@ -426,22 +431,25 @@ def test_killing_the_driver_leaves_the_previous_index(
                 break
         else:
             raise AssertionError(f"the driver ended first ({driver.wait()})")
-        time.sleep(3)  # 5,000 MiniLM texts on one worker take far longer
+        deadline = time.monotonic() + 60
+        staging: list[Path] = []
+        while not staging and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # the build's staging folder, its records written first
+            staging = [s for s in tmp_path.glob("idx.tmp-*") if (s / "records.sqlite").exists()]
         assert driver.poll() is None
-        staging = list(tmp_path.glob("idx.tmp-*"))
-        assert len(staging) == 1 and (staging[0] / "records.sqlite").exists()
+        assert len(list(tmp_path.glob("idx.tmp-*"))) == 1 and len(staging) == 1
         os.kill(driver.pid, signal.SIGKILL)
         driver.wait(timeout=30)
     finally:
         if driver.poll() is None:
             driver.kill()
-        with contextlib.suppress(ProcessLookupError):  # the local Ray it started, if left
+        with contextlib.suppress(ProcessLookupError):  # anything else the driver started
             os.killpg(driver.pid, signal.SIGKILL)
     assert (folder / "manifest.json").read_text() == before
     done = run("query", folder, rows_of(folder)[0][2], "--json", "-k", "1", "--threshold", "none")
     assert done.exit_code == 0, done.output
     assert json.loads(done.stdout)["results"][0]["id"] == "e0"
-    rebuilt = run("index", small, "-o", folder, "--model", minilm_folder, "-q")
+    rebuilt = run("index", small, "-o", folder, *model, "-q")
     assert rebuilt.exit_code == 0, rebuilt.output
     assert list(tmp_path.glob("idx.tmp-*")) == []  # the dead writer's folder is removed
 
