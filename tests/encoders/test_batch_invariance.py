@@ -62,5 +62,8 @@ def test_int8_vectors_are_the_same_on_one_thread_or_two(tiny_sbert):
 @pytest.mark.real
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_minilm_vectors_do_not_depend_on_the_batch(minilm_folder, backend):
+    """The tiny models above cover every batch size with all the texts; the real model
+    needs only enough to mix short texts with long ones that pad them in every batch."""
+    given = texts()
     encoder = load_encoder(model=str(minilm_folder), backend=backend)
-    assert_batch_invariant(encoder, texts())
+    assert_batch_invariant(encoder, [*given[:5], given[-2], *given[5:8], given[-1]])

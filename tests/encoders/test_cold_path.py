@@ -110,9 +110,13 @@ def test_similarity_tokens_python_and_serve_start_import_no_torch(
 
 
 def test_without_a_cached_export_torch_loads_once_then_never(
-    cached: tuple[Path, Path], tmp_path: Path
+    tiny_bert: Path, tmp_path: Path
 ) -> None:
-    index, _ = cached
+    """A raw BERT's index: the exporting child loads the model with transformers alone,
+    without the seconds that importing sentence-transformers costs."""
+    index = tmp_path / "faq"
+    encoder = load_encoder(kind="bert", model=str(tiny_bert), backend="onnx")
+    IndexStore.build(index, open_corpus(FAQ).chunks(64), encoder, index_type="flat").close()
     empty = tmp_path / "fresh-cache"
     first, heavy = run_python(CLI, "query", str(index), "export to PDF", "--json", cache=empty)
     assert "torch" in heavy  # the export needs the model in torch, once
