@@ -376,7 +376,7 @@ def _open_source(
 ) -> Any:
     """The corpus as `index` and `add` read it, from their shared corpus options."""
     from semsearch.corpus import open_corpus
-    from semsearch.corpus.reader import refuse_empty
+    from semsearch.corpus.opening import refuse_empty
 
     source = open_corpus(
         corpus,

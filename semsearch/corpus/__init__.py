@@ -20,7 +20,8 @@ from semsearch.corpus.base import (
     Fields,
     Record,
 )
-from semsearch.corpus.reader import Corpus, open_corpus
+from semsearch.corpus.opening import open_corpus
+from semsearch.corpus.reader import Corpus
 
 __all__ = [
     "ANSWER_NAMES",

@@ -94,6 +94,15 @@ def load_encoder(config: EncoderConfig | None = None, **overrides: Any) -> Encod
 
 
 def _load_torch_model(config: EncoderConfig, folder: Path, device: str) -> Any:
-    from semsearch.encoders.torch_model import load_torch_model
+    """The model `config` names, from `folder`, in torch on `device` (imported only now:
+    a question answered from a cached ONNX export never loads torch)."""
+    from transformers.utils import logging as hf_logging
 
-    return load_torch_model(config, folder, device)
+    hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar is noise for users
+    if config.kind == "bert":
+        from semsearch.encoders.bert import RawBert
+
+        return RawBert(config, folder, device)
+    from semsearch.encoders.sbert import SentenceTransformerModel
+
+    return SentenceTransformerModel(config, folder, device)

@@ -64,17 +64,3 @@ class TorchModel(ABC):
         config = self.backbone.config
         heads = int(getattr(config, "num_attention_heads", 0))
         return heads, int(getattr(config, "hidden_size", 0))
-
-
-def load_torch_model(config: EncoderConfig, folder: Path, device: str) -> TorchModel:
-    """The model `config` names, from `folder`, in torch on `device`."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar is noise for users
-    if config.kind == "bert":
-        from semsearch.encoders.bert import RawBert
-
-        return RawBert(config, folder, device)
-    from semsearch.encoders.sbert import SentenceTransformerModel
-
-    return SentenceTransformerModel(config, folder, device)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from semsearch.cli.main import app
 from semsearch.corpus import open_corpus
-from semsearch.corpus.reader import refuse_empty
+from semsearch.corpus.opening import refuse_empty
 from semsearch.errors import InputError
 
 runner = CliRunner()
