@@ -42,11 +42,11 @@ HELP = """commands:
 def render(result: SearchResult) -> str:
     """A readable block: rank, cosine (and the fused score that ranked it, in hybrid
     mode), id and matched text, then the answer indented."""
-    lines = [f"Q: {result.question}"]
+    lines = [f"Q: {result.question}   (threshold {shown_threshold(result.threshold)})"]
     if not result.answered:
         best = result.best_score
         why = "no entry matches" if best is None else f"the top hit's cosine {best:.3f}"
-        lines.append(f"   No confident answer ({why} is below the threshold {result.threshold}).")
+        lines.append(f"   No confident answer ({why} is below the threshold).")
     for hit in result.confident:
         label = {"hybrid": "fused", "lexical": "bm25"}.get(result.mode or "")
         fused = f" {label} {hit.score:.3f}" if label and hit.scores else ""
