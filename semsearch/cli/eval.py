@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from semsearch.cli.helptext import ReflowingGroup
 from semsearch.cli.options import (
     DEFAULT_ENCODER_OPTIONS,
     BatchOpt,
@@ -41,6 +42,7 @@ from semsearch.cli.report import (
 from semsearch.params import MODES
 
 eval_app = typer.Typer(
+    cls=ReflowingGroup,
     help="Measure an encoder: STS correlation, BEIR retrieval, layer x pooling sweeps, "
     "classification with embeddings as features.",
     no_args_is_help=True,
@@ -121,7 +123,7 @@ def retrieval(
         str | None,
         typer.Option(
             "--index-type",
-            help="auto (default), flat, hnsw, ivf or sq8: compare ANN to flat.",
+            help="auto (default), flat, hnsw, ivf, sq8 or ivfpq: compare ANN to flat.",
         ),
     ] = None,
     text_field: Annotated[
