@@ -114,7 +114,8 @@ def test_demo_no_confident_answer(page: Any, demo_url: str) -> None:
     assert "No confident answer" in notice.inner_text()
     assert "below the threshold 0.9" in notice.inner_text()
     assert page.locator("#results li").count() == 0
-    assert page.locator("#weak li.hit").count() > 0  # the closest entries, marked as such
+    page.locator("#weak li.hit").first.wait_for()  # the closest entries, asked for next
+    assert page.locator("#weak li.hit").count() > 0  # and marked as such
     assert page.locator("#status").inner_text() == "No confident answer."
 
 
