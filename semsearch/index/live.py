@@ -19,9 +19,20 @@ if TYPE_CHECKING:
 
 
 def live_top(
-    index: VectorIndex, queries: np.ndarray, k: int, dead: Collection[int]
+    index: VectorIndex,
+    queries: np.ndarray,
+    k: int,
+    dead: Collection[int],
+    within: np.ndarray | None = None,
 ) -> list[list[tuple[int, float]]]:
-    """Top-k live (rowid, score) per query vector, best first."""
+    """Top-k live (rowid, score) per query vector, best first; among the rowids `within`
+    (ascending; live entries only, as a filter selects them) where given."""
+    if within is not None:
+        scores, ids = index.search_within(queries, min(k, max(1, len(within))), within)
+        return [
+            [(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
+            for row_ids, row_scores in zip(ids, scores, strict=True)
+        ]
     total = index.ntotal
     fetch = min(2 * k, total) if dead else k
     while True:

@@ -11,8 +11,10 @@ import contextlib
 import dataclasses
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ import numpy as np
 from semsearch import atomic
 from semsearch.corpus import Record
 from semsearch.errors import IndexFolderError, InputError
+from semsearch.filters import Filter
 from semsearch.fingerprint import check as check_fingerprint
 from semsearch.index import threshold, types
 from semsearch.index.checks import check_counts, checked_manifest
@@ -52,6 +55,20 @@ log = logging.getLogger("semsearch")
 
 
 _OPEN_ATTEMPTS = 3
+_SELECTIONS = 16
+"""Filters whose selections an open index keeps (a bot asks with the same few)."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The live entries a filter selects: their rowids (ascending), and the lexical
+    part's mask of them by position (None without a lexical part)."""
+
+    rowids: np.ndarray
+    lexical: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.rowids)
 
 
 class IndexStore:
@@ -83,6 +100,8 @@ class IndexStore:
         self.version = manifest.version
         self.stats: WriteStats | None = None
         self._tombstones = records.tombstones()
+        self._selections: dict[str, Selection] = {}
+        self._selecting = threading.Lock()
 
     # -- opening -------------------------------------------------------------------
     @classmethod
@@ -206,13 +225,36 @@ class IndexStore:
         return [[(records[rowid], score) for rowid, score in hits] for hits in found]
 
     def search_rowids(
-        self, query_vectors: np.ndarray, k: int, *, second: bool = False
+        self,
+        query_vectors: np.ndarray,
+        k: int,
+        *,
+        second: bool = False,
+        within: Selection | None = None,
     ) -> list[list[tuple[int, float]]]:
         """Top-k live (rowid, score) per query vector, best first, in the indexed texts'
-        vectors (or the second view's); `records_for` reads the records, so a caller
-        that needs only some of them reads only those."""
+        vectors (or the second view's), among the entries `within` selects where given;
+        `records_for` reads the records, so a caller that needs only some of them reads
+        only those."""
         index = self.second if second and self.second is not None else self.vectors
-        return live_top(index, query_vectors, parse_k(k), self._tombstones)
+        rowids = None if within is None else within.rowids
+        return live_top(index, query_vectors, parse_k(k), self._tombstones, rowids)
+
+    def select(self, tree: Filter) -> Selection:
+        """The live entries a parsed filter selects (semsearch.filters), kept for the
+        next questions with the same filter; FilterError when this index cannot run it
+        (an unknown field, a value of the wrong kind, built before filters)."""
+        key = str(tree)
+        found = self._selections.get(key)
+        if found is None:
+            rowids = self.records.select(tree, str(self.path))
+            mask = self.lexical.mask_of(rowids) if self.lexical is not None else None
+            found = Selection(rowids, mask)
+            with self._selecting:  # searches may run from several threads
+                if len(self._selections) >= _SELECTIONS:
+                    self._selections.pop(next(iter(self._selections)), None)
+                self._selections[key] = found
+        return found
 
     def records_for(self, rowids: Iterable[int]) -> dict[int, Record]:
         """Live records by rowid (the ids `search_rowids` returns)."""
@@ -342,6 +384,7 @@ class IndexStore:
         self.manifest, self.vectors, self.records = fresh.manifest, fresh.vectors, fresh.records
         self.parts, self.second, self.lexical = fresh.parts, fresh.second, fresh.lexical
         self.version, self._tombstones = fresh.version, fresh._tombstones
+        self._selections = {}
 
     def close(self) -> None:
         self.records.close()

@@ -12,7 +12,8 @@ if TYPE_CHECKING:
 
 
 def summary(store: IndexStore) -> dict[str, Any]:
-    """Counts, encoder, index type and parameters, parts, file sizes, threshold, dates;
+    """Counts, encoder, index type and parameters, parts, filterable metadata fields
+    (None: built before filters), file sizes, threshold, dates;
     and what killed writers left beside the folder (bytes of each), which the next
     write removes: reading never changes a folder."""
     manifest, section = store.manifest, store.manifest.index
@@ -29,6 +30,7 @@ def summary(store: IndexStore) -> dict[str, Any]:
             "params": dict(section.params),
         },
         "fields": dict(manifest.fields),
+        "filters": store.records.filter_fields(),
         "parts": store.parts.to_json(),
         "files": {name: (store.folder / name).stat().st_size for name in files},
         "threshold": manifest.threshold,
