@@ -293,7 +293,9 @@ class _Parser:
             token.kind == "word" and token.text.lower() in KEYWORDS
         ):
             hint = " (quote a keyword used as a value)" if token.kind == "word" else ""
-            raise _error(token.at, f"expected a value after {field} {op}, got {token.shown()}{hint}")
+            raise _error(
+                token.at, f"expected a value after {field} {op}, got {token.shown()}{hint}"
+            )
         self.values += 1
         if self.values > MAX_VALUES:
             raise _error(token.at, f"a filter compares with at most {MAX_VALUES} values")

@@ -119,9 +119,7 @@ def add_columns(
 
 def column_values(columns: dict[str, Column], metadata: dict[str, Any]) -> list[Value | None]:
     """One entry's values for the columns, in the map's order (NULL: not filterable)."""
-    return [
-        value if is_filterable(value := metadata.get(name)) else None for name in columns
-    ]
+    return [value if is_filterable(value := metadata.get(name)) else None for name in columns]
 
 
 def compile_filter(

@@ -11,10 +11,8 @@ import contextlib
 import dataclasses
 import logging
 import shutil
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ from semsearch.index.lexical import LexicalIndex
 from semsearch.index.live import live_top
 from semsearch.index.manifest import Manifest, utc_now
 from semsearch.index.records import RecordStore
+from semsearch.index.selection import Selection, Selections
 from semsearch.index.summary import summary
 from semsearch.index.types import VectorIndex
 from semsearch.index.views import Parts
@@ -55,20 +54,6 @@ log = logging.getLogger("semsearch")
 
 
 _OPEN_ATTEMPTS = 3
-_SELECTIONS = 16
-"""Filters whose selections an open index keeps (a bot asks with the same few)."""
-
-
-@dataclass(frozen=True)
-class Selection:
-    """The live entries a filter selects: their rowids (ascending), and the lexical
-    part's mask of them by position (None without a lexical part)."""
-
-    rowids: np.ndarray
-    lexical: np.ndarray | None
-
-    def __len__(self) -> int:
-        return len(self.rowids)
 
 
 class IndexStore:
@@ -100,8 +85,7 @@ class IndexStore:
         self.version = manifest.version
         self.stats: WriteStats | None = None
         self._tombstones = records.tombstones()
-        self._selections: dict[str, Selection] = {}
-        self._selecting = threading.Lock()
+        self.select = Selections(self._selected)
 
     # -- opening -------------------------------------------------------------------
     @classmethod
@@ -240,21 +224,13 @@ class IndexStore:
         rowids = None if within is None else within.rowids
         return live_top(index, query_vectors, parse_k(k), self._tombstones, rowids)
 
-    def select(self, tree: Filter) -> Selection:
-        """The live entries a parsed filter selects (semsearch.filters), kept for the
-        next questions with the same filter; FilterError when this index cannot run it
-        (an unknown field, a value of the wrong kind, built before filters)."""
-        key = str(tree)
-        found = self._selections.get(key)
-        if found is None:
-            rowids = self.records.select(tree, str(self.path))
-            mask = self.lexical.mask_of(rowids) if self.lexical is not None else None
-            found = Selection(rowids, mask)
-            with self._selecting:  # searches may run from several threads
-                if len(self._selections) >= _SELECTIONS:
-                    self._selections.pop(next(iter(self._selections)), None)
-                self._selections[key] = found
-        return found
+    def _selected(self, tree: Filter) -> Selection:
+        """The live entries a parsed filter selects (semsearch.filters); FilterError when
+        this index cannot run it (an unknown field, a value of the wrong kind, built
+        before filters). `select` is this, kept for the next questions."""
+        rowids = self.records.select(tree, str(self.path))
+        mask = self.lexical.mask_of(rowids) if self.lexical is not None else None
+        return Selection(rowids, mask)
 
     def records_for(self, rowids: Iterable[int]) -> dict[int, Record]:
         """Live records by rowid (the ids `search_rowids` returns)."""
@@ -384,7 +360,7 @@ class IndexStore:
         self.manifest, self.vectors, self.records = fresh.manifest, fresh.vectors, fresh.records
         self.parts, self.second, self.lexical = fresh.parts, fresh.second, fresh.lexical
         self.version, self._tombstones = fresh.version, fresh._tombstones
-        self._selections = {}
+        self.select = Selections(self._selected)
 
     def close(self) -> None:
         self.records.close()

@@ -29,7 +29,7 @@ from semsearch.search import fusion
 
 if TYPE_CHECKING:
     from semsearch.index import IndexStore
-    from semsearch.index.store import Selection
+    from semsearch.index.selection import Selection
     from semsearch.index.types import VectorIndex
 
 

@@ -24,7 +24,7 @@ from semsearch.filters import parse_where
 from semsearch.fingerprint import check as check_fingerprint
 from semsearch.fingerprint import encoder_config
 from semsearch.index import IndexStore
-from semsearch.index.store import Selection
+from semsearch.index.selection import Selection
 from semsearch.index.threshold import value_of as threshold_value
 from semsearch.params import parse_k, parse_mode
 from semsearch.search import answer, candidates

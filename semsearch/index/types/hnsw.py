@@ -21,7 +21,7 @@ class HNSWVectors(VectorIndex):
         hnsw.efSearch = self.params["efSearch"]
 
     def selected_params(self, selector: Any, scale: float, k: int) -> Any:
-        params: Any = faiss.SearchParametersHNSW()
+        params: Any = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
         params.sel = selector
         params.efSearch = max(k, math.ceil(self.params["efSearch"] * scale))
         return params
