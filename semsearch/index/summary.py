@@ -42,3 +42,16 @@ def summary(store: IndexStore) -> dict[str, Any]:
         "leftovers": {str(folder): folder_bytes(folder) for folder in leftovers(store.path)},
         "stale_lock": None if (lock := stale_lock(store.path)) is None else str(lock),
     }
+
+
+def describe_filters(filters: dict[str, dict[str, Any]] | None) -> str:
+    """The filterable fields of `summary()["filters"]` in words, for `semsearch info`."""
+    if filters is None:
+        return "none: built before filters (`semsearch index` rebuilds it to filter)"
+    if not filters:
+        return "none: the entries have no text or number metadata"
+    return ", ".join(
+        f"{name} ({' and '.join(field['kinds'])}, {field['values']:,} "
+        f"value{'s' * (field['values'] != 1)})"
+        for name, field in filters.items()
+    )
