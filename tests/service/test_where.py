@@ -11,13 +11,13 @@ from typer.testing import CliRunner
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed")
 
-from semsearch.cli.main import app  # noqa: E402
-from semsearch.client import Client  # noqa: E402
-from semsearch.config import SearchConfig  # noqa: E402
-from semsearch.errors import RequestRejectedError  # noqa: E402
-from semsearch.search.engine import SearchEngine  # noqa: E402
-from tests.cli.test_where import build  # noqa: E402
-from tests.service.test_server import call, server  # noqa: E402
+from semsearch.cli.main import app
+from semsearch.client import Client
+from semsearch.config import SearchConfig
+from semsearch.errors import RequestRejectedError
+from semsearch.search.engine import SearchEngine
+from tests.cli.test_where import build
+from tests.service.test_server import call, server
 
 WHERE = "category in (billing, account) and not lang = de"
 QUESTIONS = ["how much does it cost", "I forgot my password", "export"]
