@@ -7,10 +7,13 @@ read than to search."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+import faiss
 import numpy as np
 
 from semsearch.filters import Filter
@@ -29,6 +32,12 @@ class Selection:
 
     def __len__(self) -> int:
         return len(self.rowids)
+
+    @functools.cached_property
+    def selector(self) -> Any:
+        """FAISS's ID selector of the rowids, made once (a hash set: ~1 ms per 10,000
+        ids) for every question with this filter; searches only read it."""
+        return faiss.IDSelectorBatch(np.ascontiguousarray(self.rowids, dtype=np.int64))
 
 
 class Selections:

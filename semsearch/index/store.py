@@ -221,8 +221,7 @@ class IndexStore:
         `records_for` reads the records, so a caller that needs only some of them reads
         only those."""
         index = self.second if second and self.second is not None else self.vectors
-        rowids = None if within is None else within.rowids
-        return live_top(index, query_vectors, parse_k(k), self._tombstones, rowids)
+        return live_top(index, query_vectors, parse_k(k), self._tombstones, within)
 
     def _selected(self, tree: Filter) -> Selection:
         """The live entries a parsed filter selects (semsearch.filters); FilterError when

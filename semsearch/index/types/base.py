@@ -12,8 +12,9 @@ view's index; types whose FAISS index behaves differently subclass it.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -59,6 +60,21 @@ def top_of(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.
         out_scores[row, :take] = values[best]
         out_ids[row, :take] = ids[best]
     return out_scores, out_ids
+
+
+@contextlib.contextmanager
+def _threads_for(queries: int) -> Iterator[None]:
+    """FAISS's OpenMP threads for work on `queries` question vectors: one below
+    PARALLEL_QUERIES (per calling thread: the service's workers are unaffected)."""
+    if queries >= PARALLEL_QUERIES:
+        yield
+        return
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 def as_matrix(vectors: np.ndarray, dim: int, what: str) -> np.ndarray:
@@ -134,31 +150,28 @@ class VectorIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """FAISS's own search (with search parameters, where given); one OpenMP thread
         for a few questions."""
-        if len(matrix) >= PARALLEL_QUERIES:
+        with _threads_for(len(matrix)):
             scores, ids = self.index.search(matrix, k, params=params)
-            return scores, ids
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)  # per calling thread: the service's workers are unaffected
-        try:
-            scores, ids = self.index.search(matrix, k, params=params)
-        finally:
-            faiss.omp_set_num_threads(threads)
         return scores, ids
 
     def search_within(
-        self, queries: np.ndarray, k: int, ids: np.ndarray
+        self, queries: np.ndarray, k: int, ids: np.ndarray, selector: Any = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """`search` restricted to the stored vectors `ids` (ascending, unique): scored
         exactly when they are few (`exact_within`), else the type's own search with an
-        ID selector and proportionally more effort."""
+        ID selector (`selector`, FAISS's of `ids`, where one is kept) and
+        proportionally more effort."""
         matrix = as_matrix(queries, self.dim, "query vectors")
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         if not len(ids):
             shape = (len(matrix), k)
             return np.zeros(shape, dtype=np.float32), np.full(shape, -1, dtype=np.int64)
         if exact_within(len(ids), self.ntotal):
-            return top_of(self.exact_scores(matrix, ids), ids, k)
-        selector = faiss.IDSelectorBatch(ids)  # a name: it must live through the search
+            with _threads_for(len(matrix)):  # FAISS reconstructs in parallel otherwise
+                scores = self.exact_scores(matrix, ids)
+            return top_of(scores, ids, k)
+        if selector is None:  # a name: it must live through the search
+            selector = faiss.IDSelectorBatch(ids)
         scale = min(1.0 / EXACT_SHARE, self.ntotal / len(ids))
         return self._walk(matrix, k, self.selected_params(selector, scale, k))
 
