@@ -28,6 +28,7 @@ from semsearch.cli.options import (
     RerankOpt,
     SkipSpecialOpt,
     ThresholdOpt,
+    WhereOpt,
     ranking_settings,
     with_encoder_options,
 )
@@ -148,6 +149,7 @@ def retrieval(
     rerank: RerankOpt = None,
     fusion: FusionOpt = None,
     dense_weight: DenseWeightOpt = None,
+    where: WhereOpt = None,
     per_query: Annotated[
         Path | None,
         typer.Option("--per-query", help="Write one JSON line per query (metrics, top hits)."),
@@ -171,6 +173,7 @@ def retrieval(
     judged query is asked as `semsearch query` asks it, with the same ranking options;
     each document is ranked on its own (no answer de-duplication) and no threshold
     applies unless given. Queries without a relevant document are skipped, as BEIR does.
+    With --where every query is answered from the entries the filter selects only.
     """
     from semsearch.encoders import load_encoder
     from semsearch.evaluation.retrieval import (
@@ -179,10 +182,12 @@ def retrieval(
         write_per_query,
         write_run,
     )
+    from semsearch.filters import parse_where
     from semsearch.index.types import resolve_type
     from semsearch.params import parse_k
 
     parse_k(k)
+    parse_where(where)  # its syntax fails before any reading; its fields once indexed
     for path, option in ((per_query, "--per-query"), (run_file, "--run-file")):
         if path:
             refuse_missing_folder(path, option)
@@ -208,6 +213,7 @@ def retrieval(
         also=MODES if every else (),
         text_field=text_field,
         k=k,
+        where=where,
         show_progress=progress(quiet),
         log=None if quiet or as_json else lambda message: typer.echo(message, err=True),
     )

@@ -320,6 +320,7 @@ def info(index_path: IndexArg, as_json: JsonOpt = False) -> None:
     Example: semsearch info indexes/faq --json
     """
     from semsearch.index import IndexStore
+    from semsearch.index.summary import describe_filters
     from semsearch.index.threshold import describe
 
     details = IndexStore.open(index_path).info()
@@ -341,6 +342,7 @@ def info(index_path: IndexArg, as_json: JsonOpt = False) -> None:
         ("max tokens", encoder.get("max_seq_length")),
         ("index type", f"{section['type']} ({section['faiss_factory']}) {section['params']}"),
         ("parts", _parts(details["parts"])),
+        ("filters", describe_filters(details["filters"])),
         ("threshold", describe(details["threshold"], details["count"])),
         ("sizes", ", ".join(f"{name} {size:,} B" for name, size in details["files"].items())),
         ("created", details["created"]),

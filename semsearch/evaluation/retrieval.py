@@ -136,12 +136,14 @@ def evaluate_retrieval(
     also: Sequence[str] = (),
     text_field: str | None = None,
     k: int = DEFAULT_DEPTH,
+    where: str | Sequence[str] | None = None,
     show_progress: bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> RetrievalResult:
     """Index `beir`'s corpus in a temporary folder, ask every judged query through
     `SearchEngine.query_batch` and score it in `search.mode` (the result's metrics), and
-    in the modes `also` names (`by_mode`)."""
+    in the modes `also` names (`by_mode`); with `where` (semsearch.filters), answered
+    from the entries it selects only."""
     index = index or IndexConfig()
     k = parse_k(k)
     search = search or SearchConfig()
@@ -179,7 +181,7 @@ def evaluate_retrieval(
             modes = list(dict.fromkeys([engine.mode(), *also]))
             ranked = {}
             for mode in modes:
-                results = engine.query_batch(texts, k, mode=mode)
+                results = engine.query_batch(texts, k, mode=mode, where=where)
                 ranked[engine.mode(mode)] = {
                     query: [(hit.id, hit.score) for hit in result.hits]
                     for query, result in zip(judged, results, strict=True)
