@@ -122,7 +122,8 @@ def stsb_dev_minilm(minilm_folder: Path, tmp_path_factory: pytest.TempPathFactor
     from filelock import FileLock
 
     from semsearch.encoders import load_encoder
-    from semsearch.evaluation.sts import evaluate_sts, read_sts
+    from semsearch.evaluation.data import read_sts
+    from semsearch.evaluation.sts import evaluate_sts
 
     pairs = read_sts(shared_data("stsb"), split="dev")
     run = _run_folder(tmp_path_factory)
