@@ -111,6 +111,10 @@ class Corpus:
         self.short_rows += 1
         self._first_short = self._first_short or line
 
+    def short_note(self) -> str:
+        """The latest pass's warning on short rows; "" where it found none."""
+        return self._short_note() if self.short_rows else ""
+
     def _short_note(self) -> str:
         assert isinstance(self._table, DelimitedTable)
         rows = "1 row" if self.short_rows == 1 else f"{self.short_rows} rows"

@@ -74,7 +74,8 @@ def plan(corpus: Corpus | FileSet, workers: int) -> list[Part]:
         table, source = opened.table, str(opened.path)
         if isinstance(table, JsonlTable | TxtTable):
             for start, stop in _byte_ranges(table.path, workers):
-                parts.append(Part(len(parts), source, str(table.path), Span(start, stop), start > 0))
+                span = Span(start, stop)
+                parts.append(Part(len(parts), source, str(table.path), span, start > 0))
         elif isinstance(table, ParquetTable):
             first = 1
             for group, rows in enumerate(table.row_groups()):

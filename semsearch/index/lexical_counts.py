@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch.index.lexical import B, K1, LexicalIndex, Tokenizer
+from semsearch.index.lexical import K1, B, LexicalIndex, Tokenizer
 
 
 def tokenizer() -> Tokenizer:
