@@ -62,25 +62,26 @@ TOKEN_HELP = (
 def _token_problem(address: str | None, exc: BaseException) -> ConfigError | None:
     """A cluster with token authentication (Ray 2.60's `ray start --head` turns it on)
     that refused this process, as one line naming what to set; None for other
-    failures. Ray says it in an AuthenticationError a few causes deep, or, where
-    RAY_AUTH_MODE=token and no token is found, in a RuntimeError of its own."""
+    failures. Ray says it in an AuthenticationError a few causes deep (also where
+    RAY_AUTH_MODE=token is set and no token is found)."""
     where = f"the Ray cluster at {address}" if address else "the Ray cluster"
     seen: BaseException | None = exc
     for _ in range(6):
         if seen is None:
             break
-        if type(seen).__name__ == "AuthenticationError":
+        text = str(seen)
+        if type(seen).__name__ == "AuthenticationError" or "InvalidAuthToken" in text:
+            if "no authentication token was found" in text:
+                return ConfigError(
+                    f"RAY_AUTH_MODE=token is set but no token was found for {where}: {TOKEN_HELP}",
+                    setting="address",
+                )
             if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
                 return ConfigError(
                     f"{where} uses token authentication: {TOKEN_HELP}", setting="address"
                 )
             return ConfigError(
                 f"{where} refused this process's token: give the cluster's own; {TOKEN_HELP}",
-                setting="address",
-            )
-        if isinstance(seen, RuntimeError) and "token" in str(seen).lower():
-            return ConfigError(
-                f"RAY_AUTH_MODE=token is set but no token was found for {where}: {TOKEN_HELP}",
                 setting="address",
             )
         seen = seen.__cause__ or seen.__context__

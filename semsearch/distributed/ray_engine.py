@@ -46,6 +46,7 @@ from semsearch.index.views import Parts
 log = logging.getLogger("semsearch")
 
 AHEAD = 1  # parts queued per actor beyond the one it writes
+STOP_WAIT = 10.0  # seconds to wait for killed actors' parts to end after a failure
 RESTARTS = 3  # an actor that dies is restarted (and its part retried) this many times
 
 
@@ -115,11 +116,12 @@ def _unwrapped(ray: Any, exc: BaseException) -> BaseException:
     failed; Ray wraps the first in its own errors, one or two deep."""
     seen: BaseException | None = exc
     for _ in range(4):
-        if isinstance(seen, SemsearchError):
-            return seen
         if seen is None:
             break
-        seen = getattr(seen, "cause", None) or seen.__cause__
+        inner = getattr(seen, "cause", None) or seen.__cause__
+        if isinstance(seen, SemsearchError) and not isinstance(inner, SemsearchError):
+            return seen  # the worker's own, not Ray's subclass of it that wraps it
+        seen = inner
     if isinstance(exc, ray.exceptions.RayActorError):
         return SemsearchError(
             f"a Ray worker died: {str(exc).strip().splitlines()[0]}; the index was not changed"
@@ -258,12 +260,23 @@ class ShardPool:
             while pending:
                 ready, _ = self.ray.wait(list(pending), num_returns=1)
                 actor = pending.pop(ready[0])
-                shard: Shard = self._get(ready[0])
+                try:
+                    shard: Shard = self._get(ready[0])
+                except BaseException:
+                    self._stop(list(pending))
+                    raise
                 done[shard.part.number] = shard
                 if progress is not None:
                     progress.update(1)
                 send(actor)
         return [done[part.number] for part in pieces]
+
+    def _stop(self, pending: list[Any]) -> None:
+        """Kill the actors and wait until their parts have ended, so that none writes
+        into the staging folder while it is removed."""
+        self.close()
+        with contextlib.suppress(Exception):
+            self.ray.wait(pending, num_returns=len(pending), timeout=STOP_WAIT)
 
     def _tasks(self, function: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Each call as a Ray task of one CPU, retried where its worker dies."""

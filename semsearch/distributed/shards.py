@@ -89,7 +89,7 @@ def write_shard(
     corpus = records_of(part, reading)
     partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+    partial.mkdir()  # not its parents: a build that failed meanwhile removed them
     store = RecordStore.create(partial / RECORDS)
     store.connection.execute("CREATE TABLE lines (rowid INTEGER PRIMARY KEY, line INTEGER)")
     count = truncated = 0
