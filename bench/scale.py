@@ -32,6 +32,7 @@ At --smoke size the builds are confined to at most 2 CPUs (so a local Ray starts
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -70,12 +71,15 @@ def sample(
         except psutil.Error:
             continue
         if name.startswith("ray::"):
-            actors += rss if "EncoderWorker" in name else 0
-            ray += 0 if "EncoderWorker" in name else rss
+            actors += rss if "ShardWorker" in name else 0
+            ray += 0 if "ShardWorker" in name else rss
         else:
             ray += rss
     for key, value in (("driver", driver), ("actors", actors), ("ray", ray)):
         peaks[key] = max(peaks.get(key, 0), value / MB)
+    with contextlib.suppress(psutil.Error):  # the driver's own CPU time, as last seen
+        times = process.cpu_times()
+        peaks["driver_cpu"] = times.user + times.system
 
 
 def confine(cpus: int) -> None:
@@ -106,11 +110,13 @@ def build(corpus: Path, folder: Path, extra: list[str], cpus: int | None = None)
     if cpus is not None:  # the smoke run: nothing it started may outlive it
         left_behind(list(seen.values()), command)
     summary = json.loads(out)
+    cpu = peaks.pop("driver_cpu", 0.0)
     return {
         "count": summary["count"],
         "build_s": summary["seconds"],
         "wall_s": wall,
         "rate": summary["count"] / summary["seconds"],
+        "driver_us": 1e6 * cpu / summary["count"],
         **{f"peak_{key}_mb": value for key, value in peaks.items()},
     }
 
@@ -179,6 +185,49 @@ def measure_driver(index: Path, corpus: Path, out: Path) -> dict[str, Any]:
     return dict(result)
 
 
+def write_corpus(data: Path, target: Path, count: int) -> None:
+    """The first `count` glosses; past the file's end they come round again, their ids
+    new and " (2)", " (3)", ... after the text (so that sizes past WordNet's 117,659
+    glosses can be measured; the work per record is the same)."""
+    with target.open("w") as out:
+        written = 0
+        for turn in itertools.count(1):
+            with data.open() as source:
+                for line in source:
+                    if written == count:
+                        return
+                    row = json.loads(line)
+                    if turn > 1:
+                        row = {"_id": f"{row['_id']}-{turn}", "text": f"{row['text']} ({turn})"}
+                    out.write(json.dumps(row) + "\n")
+                    written += 1
+            if not written:
+                return
+
+
+def tiny_384(folder: Path) -> Path:
+    """A random 1-layer BERT of 384 dimensions with MiniLM's word pieces (encoding then
+    costs little beside the rest of a build, and the vectors are MiniLM's size)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from semsearch.models import resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("all-MiniLM-L6-v2"))
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=384,
+        num_hidden_layers=1,
+        num_attention_heads=6,
+        intermediate_size=384,
+        max_position_embeddings=128,
+    )
+    BertModel(config).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=50_000)
@@ -188,6 +237,15 @@ def main() -> None:
         "--output", default=None, help="default bench/results/scale-ray.txt; '-': stdout only"
     )
     parser.add_argument("--driver-alone", action="store_true", help="only the driver's rate")
+    parser.add_argument(
+        "--sizes",
+        default=None,
+        help="entries per build, e.g. 50000,200000,800000 (default --count)",
+    )
+    parser.add_argument("--index-type", default=None, help="e.g. ivfpq (default: auto)")
+    parser.add_argument(
+        "--tiny", action="store_true", help="a random 1-layer 384-d BERT made here, not MiniLM"
+    )
     parser.add_argument("--driver-only", nargs=3, type=Path, help=argparse.SUPPRESS)
     _common.add_smoke_options(parser)
     args = parser.parse_args()
@@ -203,27 +261,37 @@ def main() -> None:
     if args.output != "-":
         given = None if args.output is None else Path(args.output)
         args.output = _common.results_path("bench/scale.py", given, "scale-ray.txt", args.smoke)
+    sizes = [int(size) for size in (args.sizes or str(args.count)).split(",")]
+    args.count = sizes[-1]
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
-        corpus = work / "glosses.jsonl"
-        with args.data.open() as source, corpus.open("w") as target:
-            target.writelines(itertools.islice(source, args.count))
+        if args.tiny:
+            model = ["--encoder", "bert", "--model", str(tiny_384(work / "tiny-384"))]
+        if args.index_type:
+            model += ["--index-type", args.index_type]
         warm = work / "warm.jsonl"
-        warm.write_text("".join(corpus.read_text().splitlines(keepends=True)[:200]))
+        write_corpus(args.data, warm, 300)
         # the ONNX export is cached before timing (--smoke: no warm-up, the driver's rate
         # is measured on the local build's index)
         fingerprinted = work / "local" if args.smoke and not args.driver_alone else work / "warm"
         if fingerprinted.name == "warm":
             build(warm, fingerprinted, model, cpus)
         cases: dict[str, dict[str, Any]] = {}
-        if not args.driver_alone:
-            cases["local"] = build(corpus, work / "local", model, cpus)
-        for workers in args.workers.split(",") if not args.driver_alone else []:
-            extra = ["--engine", "ray", "--workers", workers, *model]
-            cases[f"ray, {workers} worker{'s' * (workers != '1')}"] = build(
-                corpus, work / f"ray{workers}", extra, cpus
-            )
+        for size in sizes:
+            corpus = work / "glosses.jsonl"
+            write_corpus(args.data, corpus, size)
+            label = f" {size // 1000}k" if len(sizes) > 1 else ""
+            if not args.driver_alone:
+                cases[f"local{label}"] = build(corpus, work / "local", model, cpus)
+            for workers in args.workers.split(",") if not args.driver_alone else []:
+                extra = ["--engine", "ray", "--workers", workers, *model]
+                name = f"ray, {workers} worker{'s' * (workers != '1')}{label}"
+                cases[name] = build(corpus, work / f"ray{workers}", extra, cpus)
+            base = cases.get(f"local{label}")
+            for name, case in cases.items():
+                if base is not None and name.endswith(label):
+                    case.setdefault("vs", case["rate"] / base["rate"])
         driver = measure_driver(fingerprinted, corpus, work / "driver")
     load_after = os.getloadavg()
     lines = report(args, cases, driver, load_before, load_after)
@@ -240,26 +308,32 @@ def report(
     before: tuple[float, float, float],
     after: tuple[float, float, float],
 ) -> list[str]:
-    local = cases["local"]["rate"] if cases else 1.0
+    local = next(iter(cases.values()))["rate"] if cases else 1.0
     lines = [
-        f"# bench/scale.py --count {args.count} --workers {args.workers}",
+        f"# bench/scale.py --sizes {args.sizes or args.count} --workers {args.workers}"
+        + (" --tiny" if args.tiny else "")
+        + (f" --index-type {args.index_type}" if args.index_type else ""),
         f"# {platform.platform()}, {os.cpu_count()} CPUs; load average (1, 5, 15 min) "
         f"before {before[0]:.1f} {before[1]:.1f} {before[2]:.1f}, "
         f"after {after[0]:.1f} {after[1]:.1f} {after[2]:.1f} (other jobs share the CPUs)",
         (
             "# model: the tiny random BERT of --smoke"
             if args.smoke
+            else "# model: a random 1-layer 384-d BERT (--tiny)"
+            if args.tiny
             else "# model: packaged all-MiniLM-L6-v2"
         )
-        + f", default backend (onnx fp32 on CPU); {args.count:,} WordNet glosses",
+        + f", default backend (onnx fp32 on CPU); up to {args.count:,} WordNet glosses "
+        "(past 117,659 they come round again)",
         "",
-        f"{'case':<16} {'build texts/s':>13} {'vs local':>9} {'build s':>8} {'wall s':>7} "
-        f"{'driver MB':>10} {'actors MB':>10} {'ray MB':>7}",
+        f"{'case':<22} {'build texts/s':>13} {'vs local':>9} {'build s':>8} {'wall s':>7} "
+        f"{'driver MB':>10} {'driver us/rec':>14} {'actors MB':>10} {'ray MB':>7}",
     ]
     for name, case in cases.items():
         lines.append(
-            f"{name:<16} {case['rate']:>13.0f} {case['rate'] / local:>8.2f}x "
+            f"{name:<22} {case['rate']:>13.0f} {case.get('vs', case['rate'] / local):>8.2f}x "
             f"{case['build_s']:>8.1f} {case['wall_s']:>7.1f} {case['peak_driver_mb']:>10.0f} "
+            f"{case['driver_us']:>14.0f} "
             f"{case.get('peak_actors_mb', 0):>10.0f} {case.get('peak_ray_mb', 0):>7.0f}"
         )
     lines += [
