@@ -243,6 +243,7 @@ def main() -> None:
         help="entries per build, e.g. 50000,200000,800000 (default --count)",
     )
     parser.add_argument("--index-type", default=None, help="e.g. ivfpq (default: auto)")
+    parser.add_argument("--ray-only", action="store_true", help="no local build beside Ray's")
     parser.add_argument(
         "--tiny", action="store_true", help="a random 1-layer 384-d BERT made here, not MiniLM"
     )
@@ -282,7 +283,7 @@ def main() -> None:
             corpus = work / "glosses.jsonl"
             write_corpus(args.data, corpus, size)
             label = f" {size // 1000}k" if len(sizes) > 1 else ""
-            if not args.driver_alone:
+            if not args.driver_alone and not args.ray_only:
                 cases[f"local{label}"] = build(corpus, work / "local", model, cpus)
             for workers in args.workers.split(",") if not args.driver_alone else []:
                 extra = ["--engine", "ray", "--workers", workers, *model]
