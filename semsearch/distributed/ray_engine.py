@@ -226,10 +226,19 @@ class ShardPool:
     def _numbered(self, parts: list[Part], reading: Reading) -> list[Part]:
         """The parts with their first lines and rows, counted by tasks where needed
         (zero CPUs: the actors hold the cluster's; counting is reading)."""
-        if not needs_counts(parts, reading.fields.id is None):
+        by_rows = reading.fields.id is None
+        if not needs_counts(parts, by_rows):
             return parts
+        cut = {part.file for part in parts if part.cut}
         task = self.ray.remote(count).options(num_cpus=0)
-        return numbered(parts, self._get([task.remote(part, reading) for part in parts]))
+        # only what a later part starts from: rows where ids are row numbers, else the
+        # lines of the files cut into byte ranges (a .csv is not parsed twice for nothing)
+        wanted = [by_rows or part.file in cut for part in parts]
+        calls = [
+            task.remote(part, reading) for part, want in zip(parts, wanted, strict=True) if want
+        ]
+        found = iter(self._get(calls))
+        return numbered(parts, [next(found) if want else (0, 0) for want in wanted])
 
     def _write_all(
         self,

@@ -1,8 +1,9 @@
 """`semsearch index --engine ray` on a local Ray (2 CPUs), and corpora split over files.
 
 A Ray build must write the same index as a local one: records, vectors (to float
-noise), manifest and fingerprint; a killed driver leaves the previous index; a dead
-worker is restarted and its chunk encoded again.
+noise), BM25 arrays, manifest and fingerprint, also when a file is cut into parts; a
+bad row or an id in two parts is refused as a local read refuses it; a killed driver
+leaves the previous index; a killed worker is restarted and its part written again.
 """
 
 from __future__ import annotations
@@ -468,6 +469,24 @@ def test_an_ivfpq_build_on_ray_finds_what_a_local_one_finds(
     assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == sorted(
         p.name for p in (tmp_path / "local").iterdir()
     )  # no shard or assembly file left in the folder
+
+
+def test_row_number_ids_run_through_the_parts_of_a_txt_file(
+    local_ray: Any, tiny_bert: Path, tmp_path: Path
+) -> None:
+    pick = random.Random(10)
+    lines = [" ".join(pick.choices(WORDS, k=pick.randint(0, 12))) for _ in range(300)]
+    corpus = tmp_path / "texts.txt"
+    corpus.write_text("\n".join(lines) + "\n")
+    built = {}
+    for engine in ("local", "ray"):
+        extra = ["--engine", "ray", "--workers", "2"] if engine == "ray" else []
+        done = run("index", corpus, "-o", tmp_path / engine, *tiny(tiny_bert, "onnx"),
+                   "--index-type", "flat", *extra, "-q", "--json")  # fmt: skip
+        assert done.exit_code == 0, done.output
+        built[engine] = json.loads(done.stdout)
+    assert rows_of(tmp_path / "ray") == rows_of(tmp_path / "local")  # ids: line numbers
+    assert built["ray"]["skipped"] == built["local"]["skipped"] == lines.count("")
 
 
 def test_an_id_in_two_parts_names_both_lines(
