@@ -97,7 +97,8 @@ EngineOpt = Annotated[
     str,
     typer.Option(
         "--engine",
-        help="local (default: encode in this process) or ray (an actor pool on Ray; "
+        help="local (default: encode in this process) or ray (Ray workers read, encode and "
+        "write shards, assembled beside the output; "
         f"{help_safe(install_line('ray'))}).",
         rich_help_panel=ENGINE_PANEL,
     ),
@@ -107,7 +108,8 @@ AddressOpt = Annotated[
     typer.Option(
         "--address",
         help="Ray: auto (the running cluster), HOST:PORT or ray://HOST:PORT (default: "
-        "RAY_ADDRESS, else a local Ray on this machine's cores).",
+        "RAY_ADDRESS, else a local Ray on this machine's cores). A cluster from `ray start` "
+        "needs RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN or ~/.ray/auth_token.",
         rich_help_panel=ENGINE_PANEL,
     ),
 ]
