@@ -47,7 +47,7 @@ from semsearch.index.types.ivfpq import (
 from semsearch.index.views import Parts
 from semsearch.index.writes import Written, finish
 
-ADD_ROWS = 65_536
+ADD_ROWS = 16_384
 """Vectors read from a shard and added to an index at a time."""
 SCRATCH = "shards"
 """The staging folder's subfolder for shards and assembly files; removed at the end."""
