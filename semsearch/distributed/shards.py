@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-from semsearch.corpus import Record
+from semsearch.corpus import Corpus, Record
 from semsearch.distributed.parts import Part, Reading, records_of
 from semsearch.index.layout import RECORDS
 from semsearch.index.lexical_counts import TermCounts
@@ -101,18 +102,7 @@ def write_shard(
             (partial / VECTORS_FILE).open("wb") as first,
             (partial / SECOND_FILE).open("wb") as second,
         ):
-            chunk: list[Record] = []
-            lines: list[int] = []
-            for record in corpus:
-                chunk.append(record)
-                lines.append(corpus.line)
-                if len(chunk) >= chunk_size:
-                    check_ids(chunk, seen)
-                    truncated += _write(encoder, chunk, lines, parts, store, first, second)
-                    lexical.extend(_lexical(chunk, parts))
-                    count += len(chunk)
-                    chunk, lines = [], []
-            if chunk:
+            for chunk, lines in _chunks(corpus, chunk_size):
                 check_ids(chunk, seen)
                 truncated += _write(encoder, chunk, lines, parts, store, first, second)
                 lexical.extend(_lexical(chunk, parts))
@@ -128,6 +118,20 @@ def write_shard(
     os.rename(partial, folder)
     skipped, short = corpus.skipped_empty, corpus.short_rows
     return Shard(part, str(folder), count, dim, skipped, short, corpus.short_note(), truncated)
+
+
+def _chunks(corpus: Corpus, size: int) -> Iterator[tuple[list[Record], list[int]]]:
+    """The part's records in chunks of at most `size`, with the line each starts on."""
+    chunk: list[Record] = []
+    lines: list[int] = []
+    for record in corpus:
+        chunk.append(record)
+        lines.append(corpus.line)
+        if len(chunk) >= size:
+            yield chunk, lines
+            chunk, lines = [], []
+    if chunk:
+        yield chunk, lines
 
 
 def _lexical(chunk: list[Record], parts: Parts) -> list[str]:
