@@ -38,10 +38,15 @@ import json
 import os
 import platform
 import resource
+import secrets
+import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +92,13 @@ def confine(cpus: int) -> None:
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:cpus])
 
 
-def build(corpus: Path, folder: Path, extra: list[str], cpus: int | None = None) -> dict[str, Any]:
+def build(
+    corpus: Path,
+    folder: Path,
+    extra: list[str],
+    cpus: int | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     command = [sys.executable, "-m", "semsearch", "index", str(corpus), "-o", str(folder)]
     command += ["--json", "-q", *extra]
     started = time.perf_counter()
@@ -97,6 +108,7 @@ def build(corpus: Path, folder: Path, extra: list[str], cpus: int | None = None)
         stderr=subprocess.PIPE,
         text=True,
         preexec_fn=None if cpus is None else lambda: confine(cpus),
+        env=env,
     )
     process, peaks = psutil.Process(child.pid), {}
     seen: dict[int, psutil.Process] = {}
@@ -185,6 +197,79 @@ def measure_driver(index: Path, corpus: Path, out: Path) -> dict[str, Any]:
     return dict(result)
 
 
+@contextlib.contextmanager
+def two_nodes(cpus_each: int) -> Iterator[tuple[str, dict[str, str]]]:
+    """A Ray cluster of two nodes on this machine as `ray start` makes one (token
+    authentication on, a token of its own), `cpus_each` CPUs a node: (address, the
+    environment its drivers need). Both nodes are killed when the block ends."""
+    env = dict(
+        os.environ,
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=secrets.token_hex(16),
+        RAY_USAGE_STATS_ENABLED="0",
+        PYTHONPATH=os.pathsep.join(
+            [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
+        ),
+    )
+    temp = tempfile.mkdtemp(prefix="raybench", dir="/tmp")  # short: Ray's socket paths
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    ray = str(Path(sys.executable).with_name("ray"))
+    common = ["--block", "--num-cpus", str(cpus_each), "--node-ip-address", "127.0.0.1"]
+    nodes: list[subprocess.Popen[str]] = []
+    try:
+        for extra in (
+            ["--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", temp],
+            ["--address", address],
+        ):
+            node = subprocess.Popen(
+                [ray, "start", *common, *extra],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
+            nodes.append(node)
+            assert node.stdout is not None
+            if not any("Ray runtime started" in line for line in node.stdout):
+                raise SystemExit(f"ray start failed ({node.wait()})")
+        yield address, env
+    finally:
+        for node in reversed(nodes):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(node.pid, signal.SIGKILL)
+            node.wait(timeout=30)
+        for entry in Path("/proc").iterdir():  # what a node started in a session of its own
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    if temp.encode() in (entry / "cmdline").read_bytes():
+                        os.kill(int(entry.name), signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def recall_at_10(folder: Path, model: Path, questions: list[str]) -> float:
+    """How much of exact search's top 10 (over the index's own kept float16 vectors) an
+    ivfpq folder's search finds, for `questions`."""
+    import numpy as np
+
+    from semsearch.encoders import load_encoder
+    from semsearch.index import IndexStore
+
+    queries = load_encoder(kind="bert", model=str(model)).encode(questions)
+    with IndexStore.open(folder) as store:
+        found = store.search_rowids(queries, 10)
+        full = np.asarray(store.vectors.full, dtype=np.float32)
+        exact = store.vectors.ids[np.argsort(-(queries @ full.T), axis=1, kind="stable")[:, :10]]
+    hits = [
+        len({rowid for rowid, _ in got} & set(want.tolist()))
+        for got, want in zip(found, exact, strict=True)
+    ]
+    return sum(hits) / (10 * len(questions))
+
+
 def write_corpus(data: Path, target: Path, count: int) -> None:
     """The first `count` glosses; past the file's end they come round again, their ids
     new and " (2)", " (3)", ... after the text (so that sizes past WordNet's 117,659
@@ -203,6 +288,15 @@ def write_corpus(data: Path, target: Path, count: int) -> None:
                     written += 1
             if not written:
                 return
+
+
+def questions(data: Path, skip: int, count: int = 200) -> list[str]:
+    """Glosses after the first `skip` (or from the start again), as questions."""
+    with data.open() as source:
+        lines = source.readlines()
+    start = skip % len(lines)
+    chosen = (lines[start:] + lines)[:count]
+    return [json.loads(line)["text"] for line in chosen]
 
 
 def tiny_384(folder: Path) -> Path:
@@ -245,6 +339,14 @@ def main() -> None:
     parser.add_argument("--index-type", default=None, help="e.g. ivfpq (default: auto)")
     parser.add_argument("--ray-only", action="store_true", help="no local build beside Ray's")
     parser.add_argument(
+        "--two-nodes",
+        type=int,
+        default=0,
+        metavar="CPUS",
+        help="Ray on a two-node cluster started here (ray start, token authentication), "
+        "CPUS a node, through --address",
+    )
+    parser.add_argument(
         "--tiny", action="store_true", help="a random 1-layer 384-d BERT made here, not MiniLM"
     )
     parser.add_argument("--driver-only", nargs=3, type=Path, help=argparse.SUPPRESS)
@@ -279,20 +381,33 @@ def main() -> None:
         if fingerprinted.name == "warm":
             build(warm, fingerprinted, model, cpus)
         cases: dict[str, dict[str, Any]] = {}
-        for size in sizes:
-            corpus = work / "glosses.jsonl"
-            write_corpus(args.data, corpus, size)
-            label = f" {size // 1000}k" if len(sizes) > 1 else ""
-            if not args.driver_alone and not args.ray_only:
-                cases[f"local{label}"] = build(corpus, work / "local", model, cpus)
-            for workers in args.workers.split(",") if not args.driver_alone else []:
-                extra = ["--engine", "ray", "--workers", workers, *model]
-                name = f"ray, {workers} worker{'s' * (workers != '1')}{label}"
-                cases[name] = build(corpus, work / f"ray{workers}", extra, cpus)
-            base = cases.get(f"local{label}")
-            for name, case in cases.items():
-                if base is not None and name.endswith(label):
-                    case.setdefault("vs", case["rate"] / base["rate"])
+        with contextlib.ExitStack() as stack:
+            address, env = None, None
+            if args.two_nodes:
+                address, env = stack.enter_context(two_nodes(args.two_nodes))
+            for size in sizes:
+                corpus = work / "glosses.jsonl"
+                write_corpus(args.data, corpus, size)
+                label = f" {size // 1000}k" if len(sizes) > 1 else ""
+                if not args.driver_alone and not args.ray_only:
+                    cases[f"local{label}"] = build(corpus, work / "local", model, cpus)
+                    if args.index_type == "ivfpq" and args.tiny:
+                        cases[f"local{label}"]["recall"] = recall_at_10(
+                            work / "local", work / "tiny-384", questions(args.data, size)
+                        )
+                for workers in args.workers.split(",") if not args.driver_alone else []:
+                    extra = ["--engine", "ray", "--workers", workers, *model]
+                    extra += ["--address", address] if address else []
+                    name = f"ray, {workers} worker{'s' * (workers != '1')}{label}"
+                    cases[name] = build(corpus, work / f"ray{workers}", extra, cpus, env)
+                    if args.index_type == "ivfpq" and args.tiny:
+                        cases[name]["recall"] = recall_at_10(
+                            work / f"ray{workers}", work / "tiny-384", questions(args.data, size)
+                        )
+                base = cases.get(f"local{label}")
+                for name, case in cases.items():
+                    if base is not None and name.endswith(label):
+                        case.setdefault("vs", case["rate"] / base["rate"])
         driver = measure_driver(fingerprinted, corpus, work / "driver")
     load_after = os.getloadavg()
     lines = report(args, cases, driver, load_before, load_after)
@@ -313,6 +428,8 @@ def report(
     lines = [
         f"# bench/scale.py --sizes {args.sizes or args.count} --workers {args.workers}"
         + (" --tiny" if args.tiny else "")
+        + (" --ray-only" if args.ray_only else "")
+        + (f" --two-nodes {args.two_nodes}" if args.two_nodes else "")
         + (f" --index-type {args.index_type}" if args.index_type else ""),
         f"# {platform.platform()}, {os.cpu_count()} CPUs; load average (1, 5, 15 min) "
         f"before {before[0]:.1f} {before[1]:.1f} {before[2]:.1f}, "
@@ -331,11 +448,12 @@ def report(
         f"{'driver MB':>10} {'driver us/rec':>14} {'actors MB':>10} {'ray MB':>7}",
     ]
     for name, case in cases.items():
+        recall = f"  recall@10 {case['recall']:.3f}" if "recall" in case else ""
         lines.append(
             f"{name:<22} {case['rate']:>13.0f} {case.get('vs', case['rate'] / local):>8.2f}x "
             f"{case['build_s']:>8.1f} {case['wall_s']:>7.1f} {case['peak_driver_mb']:>10.0f} "
             f"{case['driver_us']:>14.0f} "
-            f"{case.get('peak_actors_mb', 0):>10.0f} {case.get('peak_ray_mb', 0):>7.0f}"
+            f"{case.get('peak_actors_mb', 0):>10.0f} {case.get('peak_ray_mb', 0):>7.0f}{recall}"
         )
     lines += [
         "",
