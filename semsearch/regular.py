@@ -67,11 +67,11 @@ def read_regular(path: Path, limit: int, error: type[SemsearchError] = InputErro
 
 
 def bounded_lines(
-    handle: BinaryIO, path: Path, error: type[SemsearchError] = InputError
+    handle: BinaryIO, path: Path, error: type[SemsearchError] = InputError, first: int = 1
 ) -> Iterator[tuple[int, bytes]]:
-    """(1-based line number, raw line) from `handle`; a line longer than
+    """(line number from `first`, raw line) from `handle`; a line longer than
     `MAX_LINE_BYTES` is an error naming it, read no further than that bound."""
-    number = 0
+    number = first - 1
     while raw := handle.readline(MAX_LINE_BYTES + 1):
         number += 1
         if len(raw) > MAX_LINE_BYTES:

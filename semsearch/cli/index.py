@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -98,7 +97,8 @@ EngineOpt = Annotated[
     str,
     typer.Option(
         "--engine",
-        help="local (default: encode in this process) or ray (an actor pool on Ray; "
+        help="local (default: encode in this process) or ray (Ray workers read, encode and "
+        "write shards, assembled beside the output; "
         f"{help_safe(install_line('ray'))}).",
         rich_help_panel=ENGINE_PANEL,
     ),
@@ -108,7 +108,8 @@ AddressOpt = Annotated[
     typer.Option(
         "--address",
         help="Ray: auto (the running cluster), HOST:PORT or ray://HOST:PORT (default: "
-        "RAY_ADDRESS, else a local Ray on this machine's cores).",
+        "RAY_ADDRESS, else a local Ray on this machine's cores). A cluster from `ray start` "
+        "needs RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN or ~/.ray/auth_token.",
         rich_help_panel=ENGINE_PANEL,
     ),
 ]
@@ -192,8 +193,9 @@ def index(
 
     Example: semsearch index examples/faq.csv -o indexes/faq
 
-    With --engine ray the texts are encoded by a pool of Ray actors (on this machine, or
-    on the cluster at --address); the index written is the same as a local build's.
+    With --engine ray, Ray workers (on this machine, or on the cluster at --address) read
+    the corpus in parts, encode them and write shards beside the output, from which the
+    index is assembled; it answers as a local build's does.
     """
     from semsearch.encoders import load_encoder
     from semsearch.index import IndexStore
@@ -208,36 +210,47 @@ def index(
     source = _open_source(corpus, text_field, answer_field, id_field, strict, delimiter, no_header)
     if not quiet:
         typer.echo(f"reading {corpus}: {source.describe()}", err=True)
-    build = functools.partial(
-        IndexStore.build,
-        output,
-        source.chunks(settings.index.chunk_size),
-        index_type=settings.index.type,
-        params=settings.index.params,
-        fields={"text": source.fields.text, "answer": source.fields.answer, "id": source.fields.id},
-        show_progress=_progress(quiet),
-    )
+    fields = {"text": source.fields.text, "answer": source.fields.answer, "id": source.fields.id}
     if ray_settings is None:
-        store = build(load_encoder(settings.encoder))
+        store = IndexStore.build(
+            output,
+            source.chunks(settings.index.chunk_size),
+            load_encoder(settings.encoder),
+            index_type=settings.index.type,
+            params=settings.index.params,
+            fields=fields,
+            show_progress=_progress(quiet),
+        )
+        skipped, short_rows = source.skipped_empty, source.short_rows
     else:
-        from semsearch.distributed.ray_engine import ray_pool
+        from semsearch.distributed.parts import Reading
+        from semsearch.distributed.ray_engine import shard_pool
 
-        with ray_pool(settings.encoder, ray_settings, _progress(quiet)) as pool:
+        with shard_pool(settings.encoder, ray_settings, _progress(quiet)) as pool:
             if not quiet:
                 typer.echo(
                     f"encoding on {pool.workers} Ray worker{'s' * (pool.workers != 1)}, "
                     f"{pool.threads} CPU{'s' * (pool.threads != 1)} each",
                     err=True,
                 )
-            store = build(pool, engine=pool.encoded)
+            store = pool.build(
+                output,
+                source,
+                Reading(source.fields, strict, delimiter, not no_header),
+                index_type=settings.index.type,
+                params=settings.index.params,
+                fields=fields,
+                chunk_size=settings.index.chunk_size,
+            )
+        skipped, short_rows = pool.skipped_empty, pool.short_rows
     stats = store.stats
     assert stats is not None  # build always records what it did
     _print_stats(
         {
             "index": str(output),
             "count": store.count,
-            "skipped": source.skipped_empty,
-            "short_rows": source.short_rows,
+            "skipped": skipped,
+            "short_rows": short_rows,
             "truncated": stats.truncated,
             "dim": store.dim,
             "index_type": store.manifest.index.type,

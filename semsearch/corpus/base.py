@@ -7,6 +7,7 @@ import codecs
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -74,11 +75,33 @@ def norm(name: str) -> str:
     return name.strip().lower()
 
 
-def read_lines(path: Path) -> Generator[tuple[int, str], None, None]:
+@dataclass(frozen=True)
+class Span:
+    """The part of one corpus file a reader reads: bytes [start, stop) of a line format,
+    cut at line starts, whose first line is `first_line`; or one Parquet row group.
+    `first_row` numbers its first row, so ids by row number and messages' line numbers
+    run on through the file (semsearch.distributed reads a file's parts on several
+    workers). The default is the whole file."""
+
+    start: int = 0
+    stop: int | None = None
+    first_line: int = 1
+    row_group: int | None = None
+    first_row: int = 1
+
+
+WHOLE = Span()
+
+
+def read_lines(path: Path, span: Span = WHOLE) -> Generator[tuple[int, str], None, None]:
     """Physical lines decoded one by one, so bad UTF-8 is caught with its line number;
-    only from a regular file, and no line beyond `MAX_LINE_BYTES` (semsearch.regular)."""
+    only from a regular file, and no line beyond `MAX_LINE_BYTES` (semsearch.regular).
+    Only the lines of `span`, numbered from its first line."""
     with open_regular(path) as handle:
-        for number, raw in bounded_lines(handle, path):
+        handle.seek(span.start)
+        read = span.start
+        for number, raw in bounded_lines(handle, path, first=span.first_line):
+            read += len(raw)
             data = raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw
             try:
                 yield number, data.decode("utf-8")
@@ -90,6 +113,8 @@ def read_lines(path: Path) -> Generator[tuple[int, str], None, None]:
                     f"not valid UTF-8 (byte 0x{byte:02x} at byte {exc.start + 1} of the line); "
                     "the file must be UTF-8",
                 ) from None
+            if span.stop is not None and read >= span.stop:
+                return
 
 
 def json_kind(value: Any) -> str:
@@ -113,10 +138,12 @@ def as_text(path: Path, line: int, column: str, value: Any) -> str:
 
 
 class Table(ABC):
-    """A corpus file seen as rows of named values; each subclass knows one format."""
+    """A corpus file seen as rows of named values; each subclass knows one format.
+    `span` limits `rows` to one part of the file (the columns are the whole file's)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.span = WHOLE
         self.columns = self._read_columns()
 
     @abstractmethod
@@ -126,6 +153,11 @@ class Table(ABC):
     @abstractmethod
     def rows(self) -> Rows:
         """Data rows, each with the physical line it starts on."""
+
+    def count_rows(self) -> int:
+        """How many rows `rows` gives (line formats count without parsing)."""
+        with closing(self.rows()) as rows:
+            return sum(1 for _ in rows)
 
     def fields(
         self, text_field: str | None, answer_field: str | None, id_field: str | None

@@ -67,10 +67,14 @@ class JsonlTable(Table):
         return list(first)
 
     def rows(self) -> Rows:
-        with closing(read_lines(self.path)) as lines:
+        with closing(read_lines(self.path, self.span)) as lines:
             for line, text in lines:
                 if text.strip():
                     yield line, json_object(self.path, line, text)
+
+    def count_rows(self) -> int:
+        with closing(read_lines(self.path, self.span)) as lines:
+            return sum(1 for _, text in lines if text.strip())
 
 
 class BeirTable(JsonlTable):
@@ -111,12 +115,16 @@ class TxtTable(Table):
         return ["line"]
 
     def rows(self) -> Rows:
-        number = 0
-        with closing(read_lines(self.path)) as lines:
+        number = self.span.first_row - 1  # a lone CR ends a line too: rows, not lines
+        with closing(read_lines(self.path, self.span)) as lines:
             for _, text in lines:
                 for piece in text.rstrip("\r\n").split("\r"):
                     number += 1
                     yield number, {"line": piece}
+
+    def count_rows(self) -> int:
+        with closing(read_lines(self.path, self.span)) as lines:
+            return sum(text.rstrip("\r\n").count("\r") + 1 for _, text in lines)
 
     def fields(
         self, text_field: str | None, answer_field: str | None, id_field: str | None

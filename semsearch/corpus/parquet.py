@@ -55,14 +55,25 @@ class ParquetTable(Table):
         return list(self._open().schema_arrow.names)
 
     def rows(self) -> Rows:
-        number = 0
+        number = self.span.first_row - 1
+        groups = None if self.span.row_group is None else [self.span.row_group]
         try:
-            for batch in self._open().iter_batches(batch_size=PARQUET_BATCH):
+            for batch in self._open().iter_batches(batch_size=PARQUET_BATCH, row_groups=groups):
                 for row in batch.to_pylist():
                     number += 1
                     yield number, row
         except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
             raise input_error(self.path, number + 1, f"cannot read this row ({exc})") from None
+
+    def row_groups(self) -> list[int]:
+        """The rows in each of the file's row groups (the parts workers read alone)."""
+        meta = self._open().metadata
+        return [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+
+    def count_rows(self) -> int:
+        if self.span.row_group is not None:
+            return self.row_groups()[self.span.row_group]
+        return int(self._open().metadata.num_rows)
 
     def metadata(self, row: dict[str, Any], used: set[str | None]) -> dict[str, Any]:
         return {key: _plain(value) for key, value in row.items() if key not in used}

@@ -40,6 +40,11 @@ class Corpus:
         if isinstance(table, DelimitedTable):
             table.short_row = self._short_row
 
+    @property
+    def table(self) -> Table:
+        """The file's reader (its `span` limits a pass to one part of the file)."""
+        return self._table
+
     def describe(self) -> str:
         """One line on how the file is read: the fields, and a table's delimiter and header."""
         layout = self._table.describe()
@@ -49,7 +54,7 @@ class Corpus:
         self.skipped_empty = self.short_rows = self._first_short = 0
         first_line: dict[str, int] = {}
         with closing(self._table.rows()) as rows:
-            for number, (line, row) in enumerate(rows, 1):
+            for number, (line, row) in enumerate(rows, self._table.span.first_row):
                 self.line = line
                 text = self._table.value(line, row, self.fields.text)
                 if not text.strip():
@@ -105,6 +110,10 @@ class Corpus:
             )
         self.short_rows += 1
         self._first_short = self._first_short or line
+
+    def short_note(self) -> str:
+        """The latest pass's warning on short rows; "" where it found none."""
+        return self._short_note() if self.short_rows else ""
 
     def _short_note(self) -> str:
         assert isinstance(self._table, DelimitedTable)

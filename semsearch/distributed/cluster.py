@@ -53,6 +53,41 @@ def _unreachable(address: str, reason: object) -> ConfigError:
     return ConfigError(f"cannot reach the Ray cluster at {address}: {text}", setting="address")
 
 
+TOKEN_HELP = (
+    "set RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN (or the file "
+    "~/.ray/auth_token; `ray get-auth-token` prints it on the head node)"
+)
+
+
+def _token_problem(address: str | None, exc: BaseException) -> ConfigError | None:
+    """A cluster with token authentication (Ray 2.60's `ray start --head` turns it on)
+    that refused this process, as one line naming what to set; None for other
+    failures. Ray says it in an AuthenticationError a few causes deep (also where
+    RAY_AUTH_MODE=token is set and no token is found)."""
+    where = f"the Ray cluster at {address}" if address else "the Ray cluster"
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            break
+        text = str(seen)
+        if type(seen).__name__ == "AuthenticationError" or "InvalidAuthToken" in text:
+            if "no authentication token was found" in text:
+                return ConfigError(
+                    f"RAY_AUTH_MODE=token is set but no token was found for {where}: {TOKEN_HELP}",
+                    setting="address",
+                )
+            if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+                return ConfigError(
+                    f"{where} uses token authentication: {TOKEN_HELP}", setting="address"
+                )
+            return ConfigError(
+                f"{where} refused this process's token: give the cluster's own; {TOKEN_HELP}",
+                setting="address",
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 """A gRPC client's first bytes (the HTTP/2 preface and an empty SETTINGS frame)."""
 
@@ -139,6 +174,9 @@ def connected(ray: Any, settings: RaySettings) -> Iterator[None]:
     except SemsearchError:
         raise
     except Exception as exc:  # ConnectionError, Ray Client's ImportError, ...
+        refused = _token_problem(address, exc)
+        if refused is not None:
+            raise refused from None
         raise _unreachable(address or "a new local Ray", exc) from None
     _route_ray_notes()
     try:

@@ -1,43 +1,57 @@
-"""The Ray engine: an index build's chunks encoded by a pool of Ray actors.
+"""The Ray engine: workers read, encode and write the shards; the driver coordinates.
 
-The driver (the `semsearch index` process) reads the corpus with semsearch's own
-readers, so the records are exactly those of a local build, and hands each chunk to an
-actor that loaded the encoder once from the same `EncoderConfig`. The vectors come back
-in the chunks' order, a bounded number of chunks ahead, and the driver writes the index
-as a local build does (`IndexStore.build` with this pool as its engine): same records,
-same index, same manifest, and the same atomic swap, so a failed or killed job leaves
-the previous index in place. An actor that dies is restarted and its chunk sent again.
+The driver (the `semsearch index` process) opens the corpus only to check it and cut
+it into parts (semsearch.distributed.parts); it never reads the records. Each part goes
+to a Ray actor that loaded the encoder once: the actor reads the part with semsearch's
+readers and writes its shard into the build's staging folder, next to the output (on
+a cluster, a folder every node mounts at the same path). The driver then assembles the
+index from the shards (semsearch.distributed.assemble), ivfpq's heavy steps as Ray tasks,
+and `IndexStore.build_with` swaps it in as a local build's: the same lock, checks and
+atomic swap, so a failed or killed build leaves the previous index and the next write
+removes what it left. An actor that dies is restarted and its part written again.
 
-Ray Data's `map_batches` was the other way in; it needs its input either all at once
-(`from_items`) or read by its own file readers, which do not make semsearch's records.
+Ray Data is not used: its readers do not make semsearch's records (ids by row number,
+errors naming file and line), and the parts, few and coarse, each write their own
+files and hand back a few counts, so there is no stream between stages for its
+back-pressure to bound; actors with Ray's own restarts and retries do what is needed.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
+import logging
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from semsearch.config import EncoderConfig
-from semsearch.corpus import Record
+from semsearch.corpus.files import FileSet
+from semsearch.corpus.reader import Corpus
+from semsearch.distributed.assemble import SCRATCH, assemble
 from semsearch.distributed.cluster import RaySettings, connected, import_ray
+from semsearch.distributed.parts import Part, Reading, count, needs_counts, numbered, plan
+from semsearch.distributed.shards import Shard, write_shard
 from semsearch.errors import ConfigError, SemsearchError
+from semsearch.index import threshold
+from semsearch.index.manifest import Manifest
+from semsearch.index.store import IndexStore
 from semsearch.index.views import Parts
-from semsearch.index.writes import Encoded, encode_views
 
-AHEAD = 2  # chunks queued per actor beyond the one it encodes
-RESTARTS = 3  # an actor that dies is restarted (and its chunk retried) this many times
+log = logging.getLogger("semsearch")
+
+AHEAD = 1  # parts queued per actor beyond the one it writes
+STOP_WAIT = 10.0  # seconds to wait for killed actors' parts to end after a failure
+RESTARTS = 3  # an actor that dies is restarted (and its part retried) this many times
 
 
-class EncoderWorker:
-    """One Ray actor: the encoder loaded once, then chunk after chunk encoded as a
-    local build encodes them (`encode_views`)."""
+class ShardWorker:
+    """One Ray actor: the encoder loaded once, then part after part written as a shard."""
 
     def __init__(self, config: EncoderConfig) -> None:
         from semsearch.encoders import load_encoder
@@ -52,14 +66,15 @@ class EncoderWorker:
             "pid": os.getpid(),
         }
 
-    def encode_chunk(
-        self, chunk: Sequence[Record], parts: dict[str, Any]
-    ) -> tuple[np.ndarray, np.ndarray | None, int]:
-        return encode_views(self.encoder, chunk, Parts.from_json(parts), None, False)
+    def write(
+        self, part: Part, reading: Reading, parts: dict[str, Any], folder: str, chunk_size: int
+    ) -> Shard:
+        return write_shard(
+            self.encoder, part, reading, Parts.from_json(parts), Path(folder), chunk_size
+        )
 
-    def encode(self, texts: list[str]) -> tuple[np.ndarray, int]:
-        vectors = self.encoder.encode(texts, show_progress=False)
-        return vectors, self.encoder.truncated
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return self.encoder.encode(texts, show_progress=False)
 
 
 def _shape(ray: Any, settings: RaySettings, threads: int | None) -> tuple[int, int]:
@@ -97,26 +112,29 @@ def _shape(ray: Any, settings: RaySettings, threads: int | None) -> tuple[int, i
 
 
 def _unwrapped(ray: Any, exc: BaseException) -> BaseException:
-    """The semsearch error a worker raised (a bad setting or text), or one line on what
+    """The semsearch error a worker raised (a bad setting or row), or one line on what
     failed; Ray wraps the first in its own errors, one or two deep."""
     seen: BaseException | None = exc
     for _ in range(4):
-        if isinstance(seen, SemsearchError):
-            return seen
         if seen is None:
             break
-        seen = getattr(seen, "cause", None) or seen.__cause__
+        inner = getattr(seen, "cause", None) or seen.__cause__
+        if isinstance(seen, SemsearchError) and not isinstance(inner, SemsearchError):
+            return seen  # the worker's own, not Ray's subclass of it that wraps it
+        seen = inner
     if isinstance(exc, ray.exceptions.RayActorError):
         return SemsearchError(
-            f"a Ray encoder worker died: {str(exc).strip().splitlines()[0]}; "
-            "the index was not changed"
+            f"a Ray worker died: {str(exc).strip().splitlines()[0]}; the index was not changed"
         )
     return exc
 
 
-class RayPool:
-    """Encoder actors on Ray, seen by the index writer as its encoder (fingerprint,
-    dim, the no-answer questions) and as its engine (`encoded`)."""
+def _replace(config: EncoderConfig, **changes: Any) -> EncoderConfig:
+    return dataclasses.replace(config, **changes)
+
+
+class ShardPool:
+    """Shard-writing actors on Ray, and the build that uses them (`build`)."""
 
     def __init__(
         self,
@@ -132,7 +150,7 @@ class RayPool:
         workers, threads = _shape(ray, settings, config.threads)
         if not settings.gpus_per_worker:
             config = _replace(config, threads=threads)
-        actor = ray.remote(EncoderWorker).options(
+        actor = ray.remote(ShardWorker).options(
             num_cpus=threads,
             num_gpus=settings.gpus_per_worker,
             max_restarts=RESTARTS,
@@ -152,18 +170,11 @@ class RayPool:
                 "the Ray workers loaded different encoders (a node with another model "
                 "version or backend): install the same semsearch and model on every node"
             )
-        self._fingerprint, self._dim = {**prints[0], "model": given}, int(described[0]["dim"])
+        self.fingerprint = {**prints[0], "model": given}
+        self.dim = int(described[0]["dim"])
         self.pids = [int(entry["pid"]) for entry in described]  # as first started
-        self.truncated = 0
         self.show_progress = sys.stderr.isatty() if show_progress is None else show_progress
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def fingerprint(self) -> dict[str, Any]:
-        return dict(self._fingerprint)
+        self.skipped_empty = self.short_rows = 0
 
     def _get(self, refs: Any) -> Any:
         try:
@@ -171,47 +182,125 @@ class RayPool:
         except Exception as exc:
             raise _unwrapped(self.ray, exc) from None
 
-    def encode(
-        self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool | None = None
-    ) -> np.ndarray:
-        """A few texts on the first actor (the no-answer estimate's questions)."""
-        vectors, self.truncated = self._get(self.actors[0].encode.remote(list(texts)))
-        return np.asarray(vectors)
+    def build(
+        self,
+        output: Path,
+        corpus: Corpus | FileSet,
+        reading: Reading,
+        *,
+        index_type: str = "auto",
+        params: dict[str, Any] | None = None,
+        fields: dict[str, Any] | None = None,
+        chunk_size: int = 4096,
+    ) -> IndexStore:
+        """Write the index at `output` from shards the actors write; the actors are
+        stopped once the shards are written (assembly tasks take their CPUs)."""
 
-    def encoded(self, chunks: Iterable[Sequence[Record]], parts: Parts) -> Iterator[Encoded]:
-        """Each chunk with its vectors, in the chunks' order; chunks go to the actors in
-        turn, at most AHEAD + 1 per actor at a time, so memory stays bounded."""
-        window = (AHEAD + 1) * len(self.actors)
-        pending: collections.deque[tuple[Sequence[Record], Any]] = collections.deque()
+        def write(staging: Path, replaced: tuple[Path, Manifest] | None) -> int:
+            parts = dataclasses.replace(Parts.choose(fields), generic=True)
+            pieces = self._numbered(plan(corpus, self.workers), reading)
+            generic = self._get(self.actors[0].encode.remote(threshold.generic_questions()))
+            shards = self._write_all(pieces, reading, parts, staging / SCRATCH, chunk_size)
+            self.close()
+            self.skipped_empty = sum(shard.skipped_empty for shard in shards)
+            self.short_rows = sum(shard.short_rows for shard in shards)
+            for shard in shards:
+                if shard.short_note:
+                    log.warning(shard.short_note)
+            assemble(
+                staging,
+                shards,
+                fingerprint=self.fingerprint,
+                generic=np.asarray(generic),
+                index_type=index_type,
+                params=params,
+                fields=fields,
+                parts=parts,
+                replaced=replaced,
+                run=self._tasks,
+            )
+            return sum(shard.truncated for shard in shards)
+
+        return IndexStore.build_with(output, write, index_type=index_type, params=params)
+
+    def _numbered(self, parts: list[Part], reading: Reading) -> list[Part]:
+        """The parts with their first lines and rows, counted by tasks where needed
+        (zero CPUs: the actors hold the cluster's; counting is reading)."""
+        by_rows = reading.fields.id is None
+        if not needs_counts(parts, by_rows):
+            return parts
+        cut = {part.file for part in parts if part.cut}
+        task = self.ray.remote(count).options(num_cpus=0)
+        # only what a later part starts from: rows where ids are row numbers, else the
+        # lines of the files cut into byte ranges (a .csv is not parsed twice for nothing)
+        wanted = [by_rows or part.file in cut for part in parts]
+        calls = [
+            task.remote(part, reading) for part, want in zip(parts, wanted, strict=True) if want
+        ]
+        found = iter(self._get(calls))
+        return numbered(parts, [next(found) if want else (0, 0) for want in wanted])
+
+    def _write_all(
+        self,
+        pieces: Sequence[Part],
+        reading: Reading,
+        parts: Parts,
+        scratch: Path,
+        chunk_size: int,
+    ) -> list[Shard]:
+        """Every part written by the actors, each kept AHEAD + 1 parts busy; the shards
+        in part order."""
+        scratch.mkdir(exist_ok=True)
+        queue = collections.deque(pieces)
+        pending: dict[Any, Any] = {}
+        done: dict[int, Shard] = {}
         layout = parts.to_json()
-        with self._progress() as progress:
-            for number, chunk in enumerate(chunks):
-                actor = self.actors[number % len(self.actors)]
-                pending.append((chunk, actor.encode_chunk.remote(chunk, layout)))
-                while len(pending) >= window:
-                    yield self._next(pending, progress)
-            while pending:
-                yield self._next(pending, progress)
 
-    def _next(
-        self, pending: collections.deque[tuple[Sequence[Record], Any]], progress: Any
-    ) -> Encoded:
-        chunk, ref = pending.popleft()
-        primary, second, truncated = self._get(ref)
-        if progress is not None:
-            progress.update(len(chunk))
-        # copies: the arrays Ray returns stay in its shared-memory object store otherwise
-        return chunk, np.array(primary), None if second is None else np.array(second), truncated
+        def send(actor: Any) -> None:
+            if queue:
+                part = queue.popleft()
+                folder = str(scratch / f"part-{part.number:06d}")
+                pending[actor.write.remote(part, reading, layout, folder, chunk_size)] = actor
+
+        for actor in self.actors:
+            for _ in range(AHEAD + 1):
+                send(actor)
+        with self._progress(len(pieces)) as progress:
+            while pending:
+                ready, _ = self.ray.wait(list(pending), num_returns=1)
+                actor = pending.pop(ready[0])
+                try:
+                    shard: Shard = self._get(ready[0])
+                except BaseException:
+                    self._stop(list(pending))
+                    raise
+                done[shard.part.number] = shard
+                if progress is not None:
+                    progress.update(1)
+                send(actor)
+        return [done[part.number] for part in pieces]
+
+    def _stop(self, pending: list[Any]) -> None:
+        """Kill the actors and wait until their parts have ended, so that none writes
+        into the staging folder while it is removed."""
+        self.close()
+        with contextlib.suppress(Exception):
+            self.ray.wait(pending, num_returns=len(pending), timeout=STOP_WAIT)
+
+    def _tasks(self, function: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Each call as a Ray task of one CPU, retried where its worker dies."""
+        task = self.ray.remote(function).options(num_cpus=1, max_retries=RESTARTS)
+        return list(self._get([task.remote(*arguments) for arguments in calls]))
 
     @contextlib.contextmanager
-    def _progress(self) -> Iterator[Any]:
+    def _progress(self, total: int) -> Iterator[Any]:
         if not self.show_progress:
             yield None
             return
         from tqdm.auto import tqdm
 
         with tqdm(
-            unit="text", desc=f"encoding on {len(self.actors)} Ray workers", file=sys.stderr
+            total=total, unit="part", desc=f"{self.workers} Ray workers", file=sys.stderr
         ) as bar:
             yield bar
 
@@ -220,25 +309,20 @@ class RayPool:
         for actor in self.actors:
             with contextlib.suppress(Exception):
                 self.ray.kill(actor)
-
-
-def _replace(config: EncoderConfig, **changes: Any) -> EncoderConfig:
-    import dataclasses
-
-    return dataclasses.replace(config, **changes)
+        self.actors = []
 
 
 @contextlib.contextmanager
-def ray_pool(
+def shard_pool(
     config: EncoderConfig, settings: RaySettings, show_progress: bool | None = None
-) -> Iterator[RayPool]:
-    """Connect to (or start) Ray and start the encoder actors, for the block."""
+) -> Iterator[ShardPool]:
+    """Connect to (or start) Ray and start the shard-writing actors, for the block."""
     from semsearch.models import resolve_model
 
     ray = import_ray()
     resolve_model(config.model)  # a missing model fails here, before Ray starts
     with connected(ray, settings):
-        pool = RayPool(ray, config, settings, show_progress)
+        pool = ShardPool(ray, config, settings, show_progress)
         try:
             yield pool
         finally:

@@ -193,6 +193,34 @@ class RecordStore:
             found.update(rows)
         return found
 
+    def append_from(self, other: Path, shift: int) -> tuple[str, int, int] | None:
+        """Copy every row of another records.sqlite (a shard's), its rowids shifted by
+        `shift`, in one statement. Where an id of it is here already nothing is copied
+        and the first such is returned: (id, its rowid there, its rowid here)."""
+        self.connection.commit()  # ATTACH cannot run inside a transaction
+        self.connection.execute("ATTACH DATABASE ? AS shard", (str(other),))
+        try:
+            try:
+                self.connection.execute(
+                    "INSERT INTO main.records (rowid, id, text, answer, metadata, deleted) "
+                    "SELECT rowid + ?, id, text, answer, metadata, deleted FROM shard.records "
+                    "ORDER BY rowid",
+                    (shift,),
+                )
+            except sqlite3.IntegrityError:
+                self.connection.rollback()
+                found = self.connection.execute(
+                    "SELECT s.id, s.rowid, m.rowid FROM shard.records s "
+                    "JOIN main.records m ON m.id = s.id ORDER BY s.rowid LIMIT 1"
+                ).fetchone()
+                if found is None:  # not a repeated id: another constraint failed
+                    raise
+                return str(found[0]), int(found[1]), int(found[2])
+            self.connection.commit()
+        finally:
+            self.connection.execute("DETACH DATABASE shard")
+        return None
+
     def tombstone(self, rowids: Iterable[int]) -> None:
         """Mark rows deleted while their vectors stay in the index (hnsw)."""
         erased = "".join(f", {column.col} = NULL" for column in (self.columns or {}).values())

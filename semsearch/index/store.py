@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -157,13 +157,9 @@ class IndexStore:
     ) -> IndexStore:
         """Encode every chunk (in this process, or with `engine`) and write a new index
         folder at `path`, replacing any index there only once the new one is complete."""
-        started = time.perf_counter()
-        path = Path(path)
-        refuse_foreign(path)
-        check_writable(path)
-        types.check(index_type, params)  # bad settings fail before any encoding
-        with write_errors(path), atomic.locked(path), atomic.replacing(path) as staging:
-            truncated = write_new(
+
+        def write(staging: Path, replaced: tuple[Path, Manifest] | None) -> int:
+            return write_new(
                 staging,
                 chunks,
                 encoder,
@@ -173,8 +169,31 @@ class IndexStore:
                 show_progress=show_progress,
                 batch_size=batch_size,
                 engine=engine,
-                replaced=replaced_index(path),
+                replaced=replaced,
             )
+
+        return cls.build_with(path, write, index_type=index_type, params=params)
+
+    @classmethod
+    def build_with(
+        cls,
+        path: str | Path,
+        write: Callable[[Path, tuple[Path, Manifest] | None], int],
+        *,
+        index_type: str = "auto",
+        params: dict[str, Any] | None = None,
+    ) -> IndexStore:
+        """Write a new index folder at `path` with `write(staging, replaced)`, which fills
+        the temporary folder and returns how many texts were truncated (`replaced`: the
+        index being replaced, if any). The lock, the checks and the atomic swap are the
+        same whoever writes: this process (`build`) or Ray workers' shards."""
+        started = time.perf_counter()
+        path = Path(path)
+        refuse_foreign(path)
+        check_writable(path)
+        types.check(index_type, params)  # bad settings fail before any encoding
+        with write_errors(path), atomic.locked(path), atomic.replacing(path) as staging:
+            truncated = write(staging, replaced_index(path))
             cls.open(staging).close()
         store = cls.open(path)
         store.stats = WriteStats(

@@ -345,27 +345,59 @@ def write_new(
         records.close()
     generic = encoder.encode(threshold.generic_questions(), batch_size=batch_size)
     top = threshold.top_cosines(vectors, generic, set())
+    written = Written(kind.name, resolved, len(matrix), vectors, second_vectors, lexical)
+    finish(staging, written, encoder.fingerprint, generic, top, fields, parts, replaced)
+    return truncated
+
+
+@dataclass
+class Written:
+    """An index folder's parts, written or in memory, before its manifest."""
+
+    type: str
+    params: dict[str, int]
+    count: int
+    vectors: VectorIndex
+    second: VectorIndex | None
+    lexical: LexicalIndex | None
+
+
+def finish(
+    staging: Path,
+    written: Written,
+    fingerprint: dict[str, Any],
+    generic: np.ndarray,
+    top: np.ndarray,
+    fields: dict[str, Any] | None,
+    parts: Parts,
+    replaced: tuple[Path, Manifest] | None,
+) -> None:
+    """The manifest of a new index (its no-answer threshold estimated from `top`, the
+    generic questions' best cosines, or carried over from the index it replaces) and
+    every part saved into `staging`: what any build ends with, however it encoded."""
     now = utc_now()
     manifest = Manifest(
         semsearch_version=semsearch_version(),
         created=now,
         updated=now,
-        encoder=dict(encoder.fingerprint),
+        encoder=dict(fingerprint),
         index=IndexSection(
-            type=kind.name, faiss_factory=vectors.factory, count=len(matrix), params=resolved
+            type=written.type,
+            faiss_factory=written.vectors.factory,
+            count=written.count,
+            params=written.params,
         ),
         fields=dict(fields or {}),
         parts=parts.to_json(),
-        threshold=threshold.estimate(top, encoder.fingerprint) if len(top) else None,
+        threshold=threshold.estimate(top, fingerprint) if len(top) else None,
     )
     if replaced is not None:
         path, old = replaced
         kept, note = threshold.carried(
-            old.threshold, old.encoder, manifest.encoder, len(matrix), path
+            old.threshold, old.encoder, manifest.encoder, written.count, path
         )
         if kept is not None:
             manifest = dataclasses.replace(manifest, threshold=kept)
         if note:
             log.warning(note)
-    save_folder(staging, manifest, vectors, second_vectors, lexical, generic)
-    return truncated
+    save_folder(staging, manifest, written.vectors, written.second, written.lexical, generic)

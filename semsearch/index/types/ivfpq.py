@@ -188,24 +188,38 @@ class OnDiskVectors(IVFVectors):
                 _link_or_copy(_beside(self.source, suffix), _beside(path, suffix))
             return
         shard_files = [layout.shard_file(path, i) for i in range(len(self.shards))]
-        merged = faiss.clone_index(self.index)
         try:
             for shard, name in zip(self.shards, shard_files, strict=True):
                 faiss.write_index(shard, str(name))
-            from faiss.contrib.ondisk import merge_ondisk
-
-            lists_file = _beside(path, layout.IVFDATA)
-            with silenced(1):
-                merge_ondisk(merged, [str(n) for n in shard_files], str(lists_file))
-            ivf: Any = faiss.extract_index_ivf(merged)
-            lists: Any = faiss.downcast_InvertedLists(ivf.invlists)
-            lists.filename = lists_file.name  # found beside the .faiss on read
-            faiss.write_index(merged, str(path))
+            merge_lists(self.index, shard_files, path)
         finally:
             for name in shard_files:
                 name.unlink(missing_ok=True)
         np.save(_beside(path, layout.FULL_VECTORS), self.full)
         np.save(_beside(path, layout.VECTOR_IDS), self.ids)
+
+
+def merge_lists(trained: faiss.Index, shard_files: Sequence[Path], path: Path) -> None:
+    """Write STEM.faiss at `path` and its inverted lists, STEM.ivfdata, merged on disk
+    from the filled copies of `trained` saved in `shard_files` (in their order)."""
+    from faiss.contrib.ondisk import merge_ondisk
+
+    merged = faiss.clone_index(trained)
+    lists_file = _beside(path, layout.IVFDATA)
+    with silenced(1):
+        merge_ondisk(merged, [str(n) for n in shard_files], str(lists_file))
+    ivf: Any = faiss.extract_index_ivf(merged)
+    lists: Any = faiss.downcast_InvertedLists(ivf.invlists)
+    lists.filename = lists_file.name  # found beside the .faiss on read
+    faiss.write_index(merged, str(path))
+
+
+def training_sample(count: int, params: dict[str, int]) -> np.ndarray | None:
+    """Which of `count` vectors train an index (sorted positions), None for all of them."""
+    size = max(TRAIN_PER_LIST * params["nlist"], 64 * 2 ** params["nbits"])
+    if count <= size:
+        return None
+    return np.sort(np.random.default_rng(0).choice(count, size, replace=False))
 
 
 class IVFPQType(IndexType):
@@ -264,11 +278,8 @@ class IVFPQType(IndexType):
         ivfpq: Any = faiss.downcast_index(faiss.extract_index_ivf(index))
         ivfpq.do_polysemous_training = False
         matrix = as_matrix(training, dim, "training vectors")
-        size = max(TRAIN_PER_LIST * params["nlist"], 64 * 2 ** params["nbits"])
-        if len(matrix) > size:
-            chosen = np.random.default_rng(0).choice(len(matrix), size, replace=False)
-            matrix = matrix[np.sort(chosen)]
-        index.train(matrix)
+        chosen = training_sample(len(matrix), params)
+        index.train(matrix if chosen is None else matrix[chosen])
         return OnDiskVectors(index, self, params)
 
     def load(self, path: Path, params: dict[str, int]) -> VectorIndex:
@@ -296,6 +307,16 @@ class IVFPQType(IndexType):
 
 
 IVFPQ = IVFPQType()
+
+
+def full_vectors_file(view: Path) -> Path:
+    """STEM.f16.npy: every vector in float16, in id order."""
+    return _beside(view, layout.FULL_VECTORS)
+
+
+def ids_file(view: Path) -> Path:
+    """STEM.ids.npy: the ids of STEM.f16.npy's rows, sorted."""
+    return _beside(view, layout.VECTOR_IDS)
 
 
 def _beside(view: Path, suffix: str) -> Path:
