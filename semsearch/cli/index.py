@@ -199,6 +199,7 @@ def index(
     from semsearch.index import IndexStore
     from semsearch.index.types import resolve_type
     from semsearch.index.writes import check_writable, refuse_foreign
+    from semsearch.search.adaptive import choose
 
     ray_settings = _ray_settings(engine, address, workers, gpus_per_worker)
     settings = options.settings(index={"type": index_type})
@@ -216,6 +217,7 @@ def index(
         params=settings.index.params,
         fields={"text": source.fields.text, "answer": source.fields.answer, "id": source.fields.id},
         show_progress=_progress(quiet),
+        choose_fusion=choose,
     )
     if ray_settings is None:
         store = build(load_encoder(settings.encoder))
@@ -320,6 +322,7 @@ def info(index_path: IndexArg, as_json: JsonOpt = False) -> None:
     Example: semsearch info indexes/faq --json
     """
     from semsearch.index import IndexStore
+    from semsearch.index.fusion_choice import describe as describe_fusion
     from semsearch.index.threshold import describe
 
     details = IndexStore.open(index_path).info()
@@ -342,6 +345,7 @@ def info(index_path: IndexArg, as_json: JsonOpt = False) -> None:
         ("index type", f"{section['type']} ({section['faiss_factory']}) {section['params']}"),
         ("parts", _parts(details["parts"])),
         ("threshold", describe(details["threshold"], details["count"])),
+        ("fusion", describe_fusion(details["fusion"], details["count"])),
         ("sizes", ", ".join(f"{name} {size:,} B" for name, size in details["files"].items())),
         ("created", details["created"]),
         ("updated", details["updated"]),

@@ -62,9 +62,8 @@ def describe(data: dict[str, Any] | None, count: int) -> str:
             "(dense views 0.8, BM25 0.2); `semsearch index` rebuilds it to choose"
         )
     text = (
-        f"dense views {data['dense_weight']:.2f} (indexed text {data['text_share']:.2f} of "
-        f"them), BM25 {1 - data['dense_weight']:.2f}, {data['normalisation']} "
-        f"({data['origin']}: {data['rule']})"
+        f"dense views {data['dense_weight']:.2f} (text {data['text_share']:.1f} of them), "
+        f"BM25 {1 - data['dense_weight']:.2f}, {data['normalisation']}; {data['rule']}"
     )
     then = data.get("count")
     if isinstance(then, int) and then != count:

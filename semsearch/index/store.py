@@ -34,11 +34,13 @@ from semsearch.index.types import VectorIndex
 from semsearch.index.views import Parts
 from semsearch.index.writes import (
     Engine,
+    FusionChooser,
     Staged,
     VectorEncoder,
     WriteStats,
     check_ids,
     check_writable,
+    keep_fusion,
     refuse_foreign,
     replaced_index,
     save_folder,
@@ -151,9 +153,14 @@ class IndexStore:
         show_progress: bool | None = None,
         batch_size: int | None = None,
         engine: Engine | None = None,
+        choose_fusion: FusionChooser | None = None,
     ) -> IndexStore:
         """Encode every chunk (in this process, or with `engine`) and write a new index
-        folder at `path`, replacing any index there only once the new one is complete."""
+        folder at `path`, replacing any index there only once the new one is complete.
+
+        `choose_fusion` (semsearch.search.adaptive.choose, which `semsearch index` and
+        `eval retrieval` pass) chooses the index's own hybrid fusion from the finished
+        folder, kept in its manifest; without it the index keeps none (the fixed one)."""
         started = time.perf_counter()
         path = Path(path)
         refuse_foreign(path)
@@ -172,6 +179,10 @@ class IndexStore:
                 engine=engine,
                 replaced=replaced_index(path),
             )
+            if choose_fusion is not None:
+                with cls.open(staging) as written:
+                    chosen = choose_fusion(written, encoder)
+                keep_fusion(staging, chosen)
             cls.open(staging).close()
         store = cls.open(path)
         store.stats = WriteStats(
