@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("semsearch")
 
-SAMPLE = 200
+SAMPLE = 300
 """Pseudo-questions at most: enough to tell a gain of a few points from noise."""
 MIN_QUESTIONS = 30
 """Fewer usable entries than this: the default is kept (too little to go on)."""
@@ -145,6 +145,7 @@ def score_grid(
     own_second = _own(encoder, [p.second for p in pseudo], questions)
     changed = {p.rowid: p.lexical for p in pseudo}
     live = list(store.records.live())
+    answers = _answers(live, store.parts)
     lexical = LexicalIndex.build(
         [changed.get(rowid, store.parts.lexical_text(record)) for rowid, record in live],
         np.array([rowid for rowid, _ in live], dtype=np.int64),
@@ -164,6 +165,8 @@ def score_grid(
             sorted({rowid for hits in lists for rowid, _ in hits} | {entry.rowid}), dtype=np.int64
         )
         source = int(np.searchsorted(pool, entry.rowid))
+        right = answers.get(entry.rowid, [entry.rowid])
+        found = np.flatnonzero(np.isin(pool, right))
         text = _scores(store.vectors, vectors[i], pool, source, own_text[i])
         other = None
         if store.second is not None:
@@ -172,21 +175,38 @@ def score_grid(
         for s, share in enumerate(shares):
             views = fusion.Rule("convex", 1.0, share, "index").dense(text, other)
             for w, weight in enumerate(WEIGHTS):
-                gains[i, s, w] = _gain(fusion.convex(views, words, weight), source)
+                gains[i, s, w] = _gain(fusion.convex(views, words, weight), found, len(right))
     return Scored(gains, shares, WEIGHTS)
+
+
+def _answers(live: Sequence[tuple[int, Record]], parts: Parts) -> dict[int, list[int]]:
+    """For each entry that shares its question (or title) with others: all of them. The
+    entries of one question are its answers, and a pseudo-question from one of them is
+    answered by any (a thread's answers, an FAQ question listed twice)."""
+    if parts.second is None:
+        return {}
+    groups: dict[str, list[int]] = {}
+    for rowid, record in live:
+        short = record.text if parts.second == "joint" else parts.second_text(record)
+        groups.setdefault(" ".join(short.split()).lower(), []).append(rowid)
+    return {rowid: group for group in groups.values() if len(group) > 1 for rowid in group}
 
 
 _DISCOUNTS = 1.0 / np.log2(np.arange(2, DEPTH + 2))
 
 
-def _gain(fused: np.ndarray, source: int) -> float:
-    """The source entry's nDCG@10 (one relevant entry) in a pool ranked by `fused`; an
-    entry tied with others gets the mean over the places the tie spans (entries that
-    share a title tie in its view: no place is more right than another)."""
-    above = int(np.sum(fused > fused[source]))
-    tied = int(np.sum(fused == fused[source]))  # itself included
-    places = np.arange(above, above + tied)
-    return float(np.sum(_DISCOUNTS[places[places < DEPTH]]) / tied)
+def _gain(fused: np.ndarray, right: np.ndarray, count: int) -> float:
+    """nDCG@10 of the `count` right entries, those at positions `right` of a pool ranked
+    by `fused` (the others were not found). An entry tied with others gets the mean of
+    the places the tie spans: its expected place when ties fall at random (the answers of
+    one question tie in its view; no place is more right than another)."""
+    dcg = 0.0
+    for at in right.tolist():
+        above = int(np.sum(fused > fused[at]))
+        tied = int(np.sum(fused == fused[at]))  # itself included
+        places = np.arange(above, above + tied)
+        dcg += float(np.sum(_DISCOUNTS[places[places < DEPTH]]) / tied)
+    return dcg / float(np.sum(_DISCOUNTS[: min(count, DEPTH)]))
 
 
 def _own(
@@ -236,20 +256,30 @@ def smoothed(mean: np.ndarray) -> np.ndarray:
 
 
 def decide(scored: Scored) -> dict[str, Any]:
-    """The fusion to keep: the smoothed grid's best cell where it clearly beats the
-    default (see the module's text), else the default."""
+    """The fusion to keep (see the module's text): the smoothed grid's best cell, then
+    among the cells the pseudo-questions cannot tell from it (the paired difference within
+    one standard error, as the one-standard-error rule has it) the one that trusts BM25
+    least, kept where it clearly beats the default; else the default."""
     default = (scored.shares.index(DEFAULT_SHARE) if len(scored.shares) > 1 else 0,
                scored.weights.index(DENSE_WEIGHT))  # fmt: skip
-    mean = scored.gains.mean(axis=0)
+    gains = scored.gains
+    mean = gains.mean(axis=0)
     best = np.unravel_index(int(np.argmax(smoothed(mean))), mean.shape)
-    paired = scored.gains[:, best[0], best[1]] - scored.gains[:, default[0], default[1]]
-    gain = float(paired.mean())
-    error = float(paired.std(ddof=1) / np.sqrt(len(paired))) if len(paired) > 1 else 0.0
+    # the pseudo-questions lean to BM25 (a sentence shares words with the rest of its
+    # entry more than a user's question does): among the cells they cannot tell from the
+    # best, the one with the highest dense weight, then the best smoothed
+    losses = gains[:, best[0], best[1]][:, None, None] - gains
+    near = np.abs(losses.mean(axis=0)) <= _errors(losses)  # a lone better cell is noise
+    smooth = smoothed(mean)
+    order = np.lexsort((-smooth.ravel(), -np.indices(mean.shape)[1].ravel()))
+    pick = np.unravel_index(int(next(i for i in order if near.ravel()[i])), mean.shape)
+    paired = gains[:, pick[0], pick[1]] - gains[:, default[0], default[1]]
+    gain, error = float(paired.mean()), float(_errors(paired[:, None])[0])
     moved = gain >= MIN_GAIN and gain >= Z * error
-    share, weight = (scored.shares[best[0]], scored.weights[best[1]]) if moved else (
-        DEFAULT_SHARE if len(scored.shares) > 1 else 1.0, DENSE_WEIGHT)  # fmt: skip
+    share, weight = (scored.shares[pick[0]], scored.weights[pick[1]]) if moved else (
+        scored.shares[default[0]], DENSE_WEIGHT)  # fmt: skip
     found = (
-        f"nDCG@10 {100 * mean[best]:.2f} against the default's {100 * mean[default]:.2f}, "
+        f"nDCG@10 {100 * mean[pick]:.2f} against the default's {100 * mean[default]:.2f}, "
         f"{100 * gain:+.2f} +- {100 * error:.2f}"
     )
     if moved:
@@ -257,7 +287,7 @@ def decide(scored: Scored) -> dict[str, Any]:
     else:
         rule = (
             f"default kept: {len(paired)} pseudo-questions found no clear gain (best: dense "
-            f"views {scored.weights[best[1]]:.2f}, text {scored.shares[best[0]]:.1f} of them, "
+            f"views {scored.weights[pick[1]]:.2f}, text {scored.shares[pick[0]]:.1f} of them, "
             f"{found}; {100 * MIN_GAIN:.0f} points and {Z:g} standard errors needed)"
         )
     return {
@@ -267,10 +297,20 @@ def decide(scored: Scored) -> dict[str, Any]:
         "origin": "estimated" if moved else "default",
         "rule": rule,
         "questions": len(paired),
-        "ndcg@10": {"best": round(float(mean[best]), 6), "default": round(float(mean[default]), 6)},
+        "ndcg@10": {
+            "candidate": round(float(mean[pick]), 6),
+            "default": round(float(mean[default]), 6),
+        },
         "gain": round(gain, 6),
         "standard_error": round(error, 6),
     }
+
+
+def _errors(differences: np.ndarray) -> np.ndarray:
+    """The standard error of the mean of each column of paired differences (0 for one)."""
+    if len(differences) < 2:
+        return np.zeros(differences.shape[1:])
+    return np.asarray(differences.std(axis=0, ddof=1) / np.sqrt(len(differences)))
 
 
 def choose(store: IndexStore, encoder: VectorEncoder) -> dict[str, Any] | None:

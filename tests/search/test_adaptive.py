@@ -30,14 +30,15 @@ runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
 BEIR = ROOT / "examples" / "beir-sample"
 
-# Each entry's words are its own (plus stop words): BM25 finds an entry from any of its
-# sentences, while HashEncoder's vectors are noise, so the dense part finds nothing.
+# Each entry's words are its own, the rest stop words: BM25 finds an entry from any of its
+# sentences and scores every other entry 0, while HashEncoder's vectors are noise, so the
+# dense part finds nothing.
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
 WORDY = [
     Record(
         f"{w}{n}",
-        f"The {w}{n} and the {w}{n}x were here. Then the {w}{n} and {w}{n}y had {w}{n}z.",
-        f"The {w}{n} and the {w}{n}x were here. Then the {w}{n} and {w}{n}y had {w}{n}z.",
+        f"The {w}{n} and the {w}{n}x are in it. Then the {w}{n} is at {w}{n}y by {w}{n}z.",
+        f"The {w}{n} and the {w}{n}x are in it. Then the {w}{n} is at {w}{n}y by {w}{n}z.",
         {},
     )
     for n in range(5)
@@ -77,11 +78,20 @@ def test_pseudo_questions_leave_their_sentence_out_of_every_view_that_held_it() 
     assert adaptive.pseudo_questions([(1, one)], plain) == []  # nothing would be left
 
 
-def test_a_tie_shares_its_places() -> None:
-    assert adaptive._gain(np.array([0.9, 0.5, 0.9]), 0) == pytest.approx((1 + 1 / np.log2(3)) / 2)
-    assert adaptive._gain(np.array([0.2, 0.9, 0.5]), 0) == pytest.approx(1 / np.log2(4))
+def test_a_tie_shares_its_places_and_every_answer_counts() -> None:
+    one = np.array([0])
+    assert adaptive._gain(np.array([0.9, 0.5, 0.9]), one, 1) == pytest.approx(
+        (1 + 1 / np.log2(3)) / 2
+    )
+    assert adaptive._gain(np.array([0.2, 0.9, 0.5]), one, 1) == pytest.approx(1 / np.log2(4))
     fused = np.concatenate([np.ones(10), [0.5]])
-    assert adaptive._gain(fused, 10) == 0.0  # 11th: outside nDCG@10
+    assert adaptive._gain(fused, np.array([10]), 1) == 0.0  # 11th: outside nDCG@10
+    # two answers of one question, first and third: DCG / ideal DCG
+    two = adaptive._gain(np.array([0.9, 0.8, 0.7]), np.array([0, 2]), 2)
+    assert two == pytest.approx((1 + 1 / np.log2(4)) / (1 + 1 / np.log2(3)))
+    assert adaptive._gain(np.array([0.9, 0.8]), np.array([0]), 2) == pytest.approx(
+        1 / (1 + 1 / np.log2(3))
+    )  # the other answer was not among the candidates
 
 
 def _grid(cell: tuple[int, int], value: np.ndarray, base: np.ndarray) -> adaptive.Scored:
@@ -95,19 +105,23 @@ def _grid(cell: tuple[int, int], value: np.ndarray, base: np.ndarray) -> adaptiv
 def test_the_decision_by_hand() -> None:
     rng = np.random.default_rng(0)
     base = rng.uniform(0.3, 0.5, 100)
-    clear = adaptive.decide(_grid((9, 4), base + 0.1, base))  # +10 points everywhere
-    assert (clear["text_share"], clear["dense_weight"], clear["origin"]) == (0.9, 0.5, "estimated")
+    # +10 points on a plateau (shares 0.7-0.9, weights 0.45-0.55): the pseudo-questions
+    # cannot tell its cells apart, so the one that trusts BM25 least (dense weight 0.55),
+    # then the best smoothed (the middle share), is kept
+    clear = adaptive.decide(_grid((8, 4), base + 0.1, base))
+    assert (clear["text_share"], clear["dense_weight"], clear["origin"]) == (0.8, 0.55, "estimated")
     assert clear["gain"] == pytest.approx(0.1) and clear["standard_error"] == pytest.approx(0)
     assert clear["rule"].startswith("chosen on 100 pseudo-questions: nDCG@10 ")
-    small = adaptive.decide(_grid((9, 4), base + 0.02, base))  # under 3 points: kept
+    small = adaptive.decide(_grid((8, 4), base + 0.02, base))  # under 3 points: kept
     assert (small["text_share"], small["dense_weight"], small["origin"]) == (0.5, 0.8, "default")
-    assert "no clear gain (best: dense views 0.50, text 0.9 of them" in small["rule"]
+    assert "no clear gain (best: dense views 0.55, text 0.8 of them" in small["rule"]
     noisy = base + rng.choice([-0.4, 0.5], 100)  # +5 points on average, +- 4.5 each
-    noisy_choice = adaptive.decide(_grid((9, 4), noisy, base))
+    noisy_choice = adaptive.decide(_grid((8, 4), noisy, base))
     assert noisy_choice["origin"] == "default"  # under 2 standard errors
-    spike = _grid((5, 7), base + 0.05, base)
-    spike.gains[:, 1, 12] = base + 0.08  # one cell alone is noise: the plateau wins
-    assert adaptive.decide(spike)["dense_weight"] == adaptive.WEIGHTS[7]
+    spike = _grid((2, 3), base + 0.05, base)
+    spike.gains[:, 8, 12] = base + 0.08  # one cell alone is noise: the plateau wins
+    assert (adaptive.decide(spike)["text_share"], adaptive.decide(spike)["dense_weight"]) == (
+        0.2, 0.5)  # fmt: skip
 
 
 def test_where_bm25_is_plainly_right_the_index_chooses_it(tmp_path: Path) -> None:
@@ -116,10 +130,13 @@ def test_where_bm25_is_plainly_right_the_index_chooses_it(tmp_path: Path) -> Non
     )
     chosen = store.manifest.fusion
     assert chosen is not None and chosen["origin"] == "estimated"
-    # one view, so no share to choose; below 0.55 BM25's top entry always wins (its
-    # lexical score is 1 after min-max, every other entry's 0): the first of that plateau
-    assert (chosen["dense_weight"], chosen["text_share"]) == (0.3, 1.0)
-    assert chosen["questions"] == 40 and chosen["ndcg@10"]["best"] == 1.0
+    # one view, so no share to choose. After min-max the source entry's BM25 score is 1
+    # and every other's 0, so its fused score (1 - w) + w x cos beats any other's w x cos
+    # whatever the noise once 1 - w >= w (bar an exact tie): every weight up to 0.5 finds
+    # every pseudo-question's entry first (nDCG@10 1), above it the noise wins some, and
+    # the weight nearest the default among those that cannot be told apart is 0.5
+    assert (chosen["dense_weight"], chosen["text_share"]) == (0.5, 1.0)
+    assert chosen["questions"] == 40 and chosen["ndcg@10"]["candidate"] == 1.0
     assert chosen["count"] == 40
     assert Manifest.read(store.path).fusion == chosen  # written with the index
     store.close()
