@@ -3,29 +3,31 @@
 The question it answers: how much should this corpus's questions trust each part (the
 indexed text's cosine, the second view's, BM25)? The corpus has no questions, so it
 makes some: up to SAMPLE entries (drawn with a fixed seed) each give one pseudo-question,
-a sentence of the entry's body (an FAQ entry's answer, a document's text without its
-title), and the entry it came from is the one right answer. Leave-one-out: the entry is
-scored as if indexed without that sentence (its views that held it encoded again, BM25
-built again with it removed), so no part finds it by reading the question back. The
-short view (the question, the title) never holds the sentence and is kept as it is.
+a sentence of the entry's body (an FAQ entry's answer, a document's text past its
+title), and its right answers are that entry and any entry sharing its question or
+title (one question's answers). Leave-one-out: the entry is scored as if indexed without
+that sentence (its views that held it encoded again, BM25 built again with it removed),
+so no part finds it by reading the question back. The short view (the question, the
+title) never holds the sentence and is kept as it is.
 
-Every candidate fusion of a small family, (dense_weight, text_share) on a grid with
-min-max normalisation as the fixed fusion uses, ranks every pseudo-question's candidates
-exactly as a real question's first pool is ranked (the top `candidates` of each part,
-each scored for real in every part), and is scored by nDCG@10 of the source entry. The
-grid's scores are smoothed over each cell's neighbours (one noisy cell does not win),
-and the best cell replaces the default (0.8, 0.5: today's fixed fusion) only when its
-gain over the default is at least MIN_GAIN nDCG@10 and at least Z standard errors of
-the paired per-question gains: a small corpus, or one where the pseudo-questions barely
-prefer anything, keeps the default. The threshold is wide because pseudo-questions are
-not real questions: a sentence of the body is closer to the rest of the body, and to
-BM25, than a user's question is, which on FAQ tables (where questions paraphrase the
-entry's own question) is worth 1-2 points of pseudo-nDCG that real questions do not
-confirm; on document collections the measured gain is several times that (see the
-README's ranking section).
+Every fusion of a small family, (dense_weight, text_share) on a grid with min-max
+normalisation as the fixed fusion uses, ranks every pseudo-question's candidates exactly
+as a real question's first pool is ranked (the top `candidates` of each part, each
+scored for real in every part) and is scored by nDCG@10. The grid's best cell (smoothed
+over its neighbours, so one noisy cell does not win) is then relaxed by the one-
+standard-error rule: among the cells the pseudo-questions cannot tell from it, the one
+that trusts BM25 least, because a sentence shares words with the rest of its own entry
+more than a user's question does, so pseudo-questions lean to BM25. That cell replaces
+the default (dense views 0.8, text share 0.5: today's fixed fusion, the views summed)
+only when it gains at least MIN_GAIN nDCG@10 over it and at least Z standard errors of
+the paired per-question gains; a small corpus, or one whose pseudo-questions barely
+prefer anything, keeps the default. The margin is wide because pseudo-questions are not
+real questions: on the shared FAQ sets, where users paraphrase the entry's question,
+they prefer other fusions by up to 1-3 points that real questions do not confirm; on a
+document collection (Cranfield) they gain 5-10 (README, Ranking; bench/adaptive.py).
 
-The cost beside encoding the corpus: SAMPLE short questions and SAMPLE entries encoded
-again, one more BM25 build, and SAMPLE hybrid searches.
+The cost beside encoding the corpus: SAMPLE sentences and SAMPLE entries encoded again,
+one more BM25 build over the corpus, SAMPLE hybrid searches and the grid's arithmetic.
 """
 
 from __future__ import annotations
