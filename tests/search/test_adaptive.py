@@ -302,3 +302,13 @@ def test_eval_retrieval_reports_the_choice_and_compares(tiny_sbert: Path, tmp_pa
     )
     payload["fusion"]["in_force"]["source"] = "index"
     assert _fusion(payload["fusion"], 3).startswith("dense views 0.80 (text 0.5 of them)")
+
+
+@pytest.mark.real
+def test_the_demo_faq_keeps_the_fixed_fusion(demo_index: Path) -> None:
+    """With the packaged MiniLM, an FAQ table's pseudo-questions find no clear gain over
+    the fixed fusion (its users paraphrase the entries' questions): it is kept."""
+    chosen = Manifest.read(demo_index).fusion
+    assert chosen is not None and chosen["origin"] == "default"
+    assert (chosen["dense_weight"], chosen["text_share"]) == (0.8, 0.5)
+    assert chosen["questions"] >= adaptive.MIN_QUESTIONS and chosen["count"] == 106
