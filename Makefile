@@ -10,8 +10,9 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 # pytest-xdist workers: one per core of our 2-core machines. --dist loadfile keeps a
 # test file on one worker, so its module fixtures (a server, local Ray, MiniLM's
-# vectors of the glosses) are made once. (xdist 3.8's loadgroup does not group under
-# pytest 9.2.)
+# vectors of the glosses) are made once; --no-loadscope-reorder hands the files out in
+# the order tests/conftest.py gives them (the costliest first) instead of by their
+# number of tests. (xdist 3.8's loadgroup does not group under pytest 9.2.)
 WORKERS ?= 2
 STAMP := $(VENV)/.installed
 
@@ -36,7 +37,7 @@ lint: setup
 	$(BIN)/mypy semsearch
 
 test: lint
-	$(BIN)/pytest -q -rs -n $(WORKERS) --dist loadfile --durations=15
+	$(BIN)/pytest -q -rs -n $(WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 # Every bench script at full size (see the README's Development section for how long);
 # scripts that print their report are written to the bench/results/ file they document.

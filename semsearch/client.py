@@ -93,10 +93,12 @@ class Client:
         k: int = 5,
         threshold: float | str | None = None,
         mode: str | None = None,
+        where: str | Sequence[str] | None = None,
     ) -> SearchResult:
         """Every hit for one question, and whether it was answered; `mode` is hybrid,
-        dense or lexical (default: the server's)."""
-        body = self._search_body({"query": question}, k, threshold, mode)
+        dense or lexical (default: the server's); `where` answers only from the entries
+        whose metadata fit it (semsearch.filters; a list: every expression must hold)."""
+        body = self._search_body({"query": question}, k, threshold, mode, where)
         data = self._call("POST", "/search", body)
         return SearchResult.from_json({**data, "question": question})
 
@@ -106,9 +108,10 @@ class Client:
         k: int = 5,
         threshold: float | str | None = None,
         mode: str | None = None,
+        where: str | Sequence[str] | None = None,
     ) -> list[Hit]:
         """Hits at or above the threshold, best first; empty means "no confident answer"."""
-        return self.query(question, k, threshold, mode).confident
+        return self.query(question, k, threshold, mode, where).confident
 
     def query_batch(
         self,
@@ -116,12 +119,13 @@ class Client:
         k: int = 5,
         threshold: float | str | None = None,
         mode: str | None = None,
+        where: str | Sequence[str] | None = None,
     ) -> list[SearchResult]:
         """One SearchResult per question, in order, from one request."""
         questions = _as_list(questions, "questions")
         if not questions:
             return []
-        body = self._search_body({"queries": questions}, k, threshold, mode)
+        body = self._search_body({"queries": questions}, k, threshold, mode, where)
         return batch_from_json(self._call("POST", "/search", body), questions)
 
     def search_batch(
@@ -130,9 +134,11 @@ class Client:
         k: int = 5,
         threshold: float | str | None = None,
         mode: str | None = None,
+        where: str | Sequence[str] | None = None,
     ) -> list[list[Hit]]:
         """`search` for several questions in one request."""
-        return [result.confident for result in self.query_batch(questions, k, threshold, mode)]
+        results = self.query_batch(questions, k, threshold, mode, where)
+        return [result.confident for result in results]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised sentence vectors from the index's encoder, float32 [n, dim]."""
@@ -149,13 +155,19 @@ class Client:
     # -- transport -----------------------------------------------------------------
     @staticmethod
     def _search_body(
-        body: dict[str, Any], k: int, threshold: float | str | None, mode: str | None
+        body: dict[str, Any],
+        k: int,
+        threshold: float | str | None,
+        mode: str | None,
+        where: str | Sequence[str] | None,
     ) -> dict[str, Any]:
         body["k"] = k
         if threshold is not None:
             body["threshold"] = threshold
         if mode is not None:
             body["mode"] = mode
+        if where is not None:
+            body["where"] = where if isinstance(where, str) else list(where)
         return body
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -29,6 +29,12 @@ class InputError(SemsearchError):
     """Texts or files given to semsearch cannot be used as they are."""
 
 
+class FilterError(InputError):
+    """A `where` filter cannot be used: a syntax error (its message names the position),
+    an unknown field or a value of the wrong kind (it names the field and the fields
+    there are), or an index built before filters. HTTP answers 422 with the message."""
+
+
 class IndexFolderError(SemsearchError):
     """An index folder is missing, corrupt, or from an incompatible version."""
 

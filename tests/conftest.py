@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +23,39 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     import torch
 
     torch.set_num_threads(1)
+
+
+# Test files in the order the pytest-xdist workers take them (`make test` passes
+# --no-loadscope-reorder, else xdist orders files by their number of tests): the ones
+# that cost most CPU time first, so that the last files to finish are short ones and
+# both workers end together (a 4-test file of 30 s ran last, one worker idle meanwhile).
+# The first files alternate ones that need MiniLM's export with ones that do not, so
+# one worker makes the export while the other runs. Files not named follow as collected.
+HEAVY_FIRST = (
+    "tests/encoders/test_onnx.py",
+    "tests/test_params.py",
+    "tests/index/test_recall.py",
+    "tests/distributed/test_ray_engine.py",
+    "tests/encoders/test_cold_path.py",
+    "tests/index/test_threshold.py",
+    "tests/test_readme.py",
+    "tests/test_bench.py",
+    "tests/evaluation/test_evaluation.py",
+    "tests/test_examples.py",
+    "tests/search/test_answer.py",
+    "tests/encoders/test_batch_invariance.py",
+    "tests/encoders/test_pooling.py",
+    "tests/index/test_atomic.py",
+    "tests/finetune/test_train.py",
+    "tests/service/test_server.py",
+    "tests/corpus/test_fuzz.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Heaviest files first (see HEAVY_FIRST); a stable sort keeps each file's order."""
+    rank = {name: place for place, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
 
 
 def shared_data(name: str) -> Path:
@@ -79,6 +114,27 @@ def demo_index(minilm_folder: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return folder
 
 
+@pytest.fixture(scope="session")
+def stsb_dev_minilm(minilm_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """`evaluate_sts` of the default encoder (fp32 ONNX) on STS Benchmark dev, made once
+    per test run and shared by the pytest-xdist workers: 1,500 pairs cost ~20 s of one
+    core, and two tests check it (against sentence-transformers; int8 against it)."""
+    from filelock import FileLock
+
+    from semsearch.encoders import load_encoder
+    from semsearch.evaluation.data import read_sts
+    from semsearch.evaluation.sts import evaluate_sts
+
+    pairs = read_sts(shared_data("stsb"), split="dev")
+    run = _run_folder(tmp_path_factory)
+    stored = run / "stsb-dev-minilm.pickle"
+    with FileLock(str(run / "stsb-dev-minilm.lock")):
+        if not stored.exists():
+            result = evaluate_sts(load_encoder(model=str(minilm_folder)), pairs)
+            stored.write_bytes(pickle.dumps(result))
+    return pickle.loads(stored.read_bytes())
+
+
 def _run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of this test run that every pytest-xdist worker shares."""
     base = tmp_path_factory.getbasetemp()
@@ -95,7 +151,8 @@ def _share_minilm_export(model: Path, cache: Path, run: Path) -> None:
         if not shared.is_dir():
             os.environ["SEMSEARCH_CACHE"] = str(shared)
             try:
-                load_encoder(model=str(model)).prepare()
+                for backend in ("onnx", "onnx-int8"):  # several test files use each
+                    load_encoder(model=str(model), backend=backend).prepare()
             finally:
                 os.environ["SEMSEARCH_CACHE"] = str(cache)
     if shared != cache:  # a test may have made this worker's own export already: keep it

@@ -35,6 +35,7 @@ EXPECTED = {
     "cold.py": ["vs reference (median, min)", "semsearch query", "check: top ids"],
     "encode.py": ["texts/s   ratio", "semsearch onnx", "sentence-transformers (batch 32)"],
     "eval.py": ["| benchmark | ours (x 100) | published | command |", "| BEIR sample"],
+    "filters.py": ["| type | filter | selected | first ms", "| hnsw | 50% |"],
     "finetune.py": ["held out (corpus)", "dense nDCG@10 change:"],
     "fusion.py": ["nDCG@10 x 100 by dense weight", "best mean: dense weight"],
     "no_answer.py": ["| threshold rule", "## Candidate default rules against the goal"],

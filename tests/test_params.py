@@ -185,7 +185,12 @@ def _python310() -> str:
             "no Python 3.10 environment with semsearch's dependencies: set SEMSEARCH_PY310 "
             "to its python (see the README's Development section)"
         )
-    probe = "import sys, typer, torch, faiss, fastapi, uvicorn, tomli; print(*sys.version_info[:2])"
+    probe = (  # found, not imported: importing torch alone costs seconds
+        "import sys, importlib.util as u; "
+        "gone = [m for m in ('typer', 'torch', 'faiss', 'fastapi', 'uvicorn', 'tomli') "
+        "if u.find_spec(m) is None]; "
+        "sys.exit('No module named ' + ', '.join(gone)) if gone else print(*sys.version_info[:2])"
+    )
     found = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=120)
     if found.returncode and not given:  # the default folder, not (yet) complete
         pytest.skip(f"{python} lacks semsearch's dependencies: {found.stderr.strip()[-200:]}")

@@ -119,6 +119,17 @@ PLANS: dict[str, Plan] = {
         extra=("--model", "{tiny}"),
     ),
     # (its finetune line is planned under Make it yours)
+    # Filters
+    'semsearch query indexes/faq "how do I get my notes out?" --where "category = export" '
+    "-k 2": compare(),
+    'semsearch query indexes/faq "what does it cost?" --where "category in (billing, account)" '
+    '--where "not category = account"': run("no output shown"),
+    "semsearch eval retrieval examples/beir-sample "
+    "--where \"title != 'Checking tyre pressure'\"": run(
+        "with the tiny random model: what it shows is that eval takes the filter",
+        extra=("--model", "{tiny}"),
+    ),
+    'semsearch query indexes/faq "how much is it?" --where "plan = free"': compare(exit_code=1),
     # Knowing when not to answer
     "semsearch calibrate indexes/faq examples/labelled.csv --dry-run": compare(),
     # Past one machine: Ray

@@ -57,7 +57,7 @@ def calibrate(
     from semsearch.config import SearchConfig
     from semsearch.errors import InputError
     from semsearch.index import layout, threshold
-    from semsearch.params import OFF
+    from semsearch.params import OFF, shown_threshold
     from semsearch.search.engine import SearchEngine
 
     target = calibration.Target.of(target_precision, max_out_of_scope)
@@ -127,7 +127,8 @@ def calibrate(
             f"{point.out_of_scope:>12.3f}{mark}"
         )
     where = "dry run: nothing stored" if dry_run else f"stored in {index_path / layout.MANIFEST}"
-    typer.echo(f"threshold {chosen.threshold:.3f} ({target.describe()}; {where})")
+    stored = shown_threshold(round(chosen.threshold, threshold.DIGITS))
+    typer.echo(f"threshold {stored} ({target.describe()}; {where})")
     if plot is not None:
         typer.echo(f"plot written to {plot}")
 

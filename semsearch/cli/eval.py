@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from semsearch.cli.helptext import ReflowingGroup
 from semsearch.cli.options import (
     DEFAULT_ENCODER_OPTIONS,
     BatchOpt,
@@ -27,6 +28,7 @@ from semsearch.cli.options import (
     RerankOpt,
     SkipSpecialOpt,
     ThresholdOpt,
+    WhereOpt,
     ranking_settings,
     with_encoder_options,
 )
@@ -41,6 +43,7 @@ from semsearch.cli.report import (
 from semsearch.params import MODES
 
 eval_app = typer.Typer(
+    cls=ReflowingGroup,
     help="Measure an encoder: STS correlation, BEIR retrieval, layer x pooling sweeps, "
     "classification with embeddings as features.",
     no_args_is_help=True,
@@ -121,7 +124,7 @@ def retrieval(
         str | None,
         typer.Option(
             "--index-type",
-            help="auto (default), flat, hnsw, ivf or sq8: compare ANN to flat.",
+            help="auto (default), flat, hnsw, ivf, sq8 or ivfpq: compare ANN to flat.",
         ),
     ] = None,
     text_field: Annotated[
@@ -154,6 +157,7 @@ def retrieval(
             "choice, side by side on the same index.",
         ),
     ] = False,
+    where: WhereOpt = None,
     per_query: Annotated[
         Path | None,
         typer.Option("--per-query", help="Write one JSON line per query (metrics, top hits)."),
@@ -177,6 +181,7 @@ def retrieval(
     judged query is asked as `semsearch query` asks it, with the same ranking options;
     each document is ranked on its own (no answer de-duplication) and no threshold
     applies unless given. Queries without a relevant document are skipped, as BEIR does.
+    With --where every query is answered from the entries the filter selects only.
     """
     from semsearch.encoders import load_encoder
     from semsearch.evaluation.retrieval import (
@@ -185,10 +190,12 @@ def retrieval(
         write_per_query,
         write_run,
     )
+    from semsearch.filters import parse_where
     from semsearch.index.types import resolve_type
     from semsearch.params import parse_k
 
     parse_k(k)
+    parse_where(where)  # its syntax fails before any reading; its fields once indexed
     for path, option in ((per_query, "--per-query"), (run_file, "--run-file")):
         if path:
             refuse_missing_folder(path, option)
@@ -215,6 +222,7 @@ def retrieval(
         compare=compare,
         text_field=text_field,
         k=k,
+        where=where,
         show_progress=progress(quiet),
         log=None if quiet or as_json else lambda message: typer.echo(message, err=True),
     )

@@ -34,6 +34,7 @@ FLAGS = {
     "target_precision": "--target-precision",
     "max_out_of_scope": "--max-out-of-scope",
     "mode": "--mode",
+    "where": "--where",
     "rerank": "--rerank",
     "fusion": "--fusion",
     "dense_weight": "--dense-weight",

@@ -323,6 +323,7 @@ def info(index_path: IndexArg, as_json: JsonOpt = False) -> None:
     """
     from semsearch.index import IndexStore
     from semsearch.index.fusion_choice import describe as describe_fusion
+    from semsearch.index.summary import describe_filters
     from semsearch.index.threshold import describe
 
     details = IndexStore.open(index_path).info()
@@ -344,6 +345,7 @@ def info(index_path: IndexArg, as_json: JsonOpt = False) -> None:
         ("max tokens", encoder.get("max_seq_length")),
         ("index type", f"{section['type']} ({section['faiss_factory']}) {section['params']}"),
         ("parts", _parts(details["parts"])),
+        ("filters", describe_filters(details["filters"])),
         ("threshold", describe(details["threshold"], details["count"])),
         ("fusion", describe_fusion(details["fusion"], details["count"])),
         ("sizes", ", ".join(f"{name} {size:,} B" for name, size in details["files"].items())),

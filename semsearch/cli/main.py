@@ -8,14 +8,14 @@ from typing import Annotated, Any
 
 import typer
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
-from typer.core import TyperGroup
 
 from semsearch import __version__
 from semsearch.cli.feedback import error_line, show_library_notes
+from semsearch.cli.helptext import ReflowingGroup
 from semsearch.errors import SemsearchError
 
 
-class SemsearchGroup(TyperGroup):
+class SemsearchGroup(ReflowingGroup):
     """Turn errors into `semsearch: error: ...` unless --debug asks for the traceback."""
 
     def main(self, *args: Any, **extra: Any) -> Any:

@@ -153,6 +153,16 @@ ThresholdOpt = Annotated[
         "`semsearch info`); none answers every question with its best hits.",
     ),
 ]
+WhereOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--where",
+        metavar="EXPR",
+        help="Answer only from the entries whose metadata fit, e.g. "
+        '"product = mobile and lang in (en, de)" (=, !=, <, <=, >, >=, in, and, or, not); '
+        "repeated, every one must hold. `semsearch info` lists the fields.",
+    ),
+]
 FusionOpt = Annotated[
     str | None,
     typer.Option(

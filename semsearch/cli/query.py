@@ -21,6 +21,7 @@ from semsearch.cli.options import (
     ModeOpt,
     RerankOpt,
     ThresholdOpt,
+    WhereOpt,
     ranking_settings,
     with_encoder_options,
 )
@@ -42,11 +43,11 @@ HELP = """commands:
 def render(result: SearchResult) -> str:
     """A readable block: rank, cosine (and the fused score that ranked it, in hybrid
     mode), id and matched text, then the answer indented."""
-    lines = [f"Q: {result.question}"]
+    lines = [f"Q: {result.question}   (threshold {shown_threshold(result.threshold)})"]
     if not result.answered:
         best = result.best_score
         why = "no entry matches" if best is None else f"the top hit's cosine {best:.3f}"
-        lines.append(f"   No confident answer ({why} is below the threshold {result.threshold}).")
+        lines.append(f"   No confident answer ({why} is below the threshold).")
     for hit in result.confident:
         label = {"hybrid": "fused", "lexical": "bm25"}.get(result.mode or "")
         fused = f" {label} {hit.score:.3f}" if label and hit.scores else ""
@@ -77,12 +78,15 @@ def query(
     rerank: RerankOpt = None,
     fusion: FusionOpt = None,
     dense_weight: DenseWeightOpt = None,
+    where: WhereOpt = None,
     options: EncoderOptions = DEFAULT_ENCODER_OPTIONS,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer questions from an index: ranked known answers with cosine scores.
 
     Example: semsearch query indexes/faq "How do I export my notes as PDF?"
+
+    Filtered: semsearch query indexes/faq "PDF" --where "category = export"
 
     Without QUESTION: an interactive prompt at a terminal, or one question a line
     from piped standard input (one answer block, or JSON line, each).
@@ -96,12 +100,13 @@ def query(
         dense_weight=dense_weight,
     )
     engine = _open_engine(index_path, options, search)
+    engine.select(where)  # a filter this index cannot run fails before any question
     if question is not None:
-        _emit(engine.query(question), as_json)
+        _emit(engine.query(question, where=where), as_json)
     elif sys.stdin.isatty():
-        _interactive(engine)
+        _interactive(engine, where)
     else:
-        _piped(engine, as_json)
+        _piped(engine, as_json, where)
 
 
 QUIT = ("q", "quit", "exit")
@@ -114,7 +119,7 @@ def prompt_command(line: str) -> str | None:
     return name if name in COMMANDS else None
 
 
-def _piped(engine: SearchEngine, as_json: bool) -> None:
+def _piped(engine: SearchEngine, as_json: bool, where: list[str] | None = None) -> None:
     """One answer per input line; with --json exactly one JSON line per input line (an
     error object for a blank or bad one), so output line N answers input line N. A bad
     line does not stop the rest; the exit code is 1 when any line failed.
@@ -138,7 +143,7 @@ def _piped(engine: SearchEngine, as_json: bool) -> None:
                     f"{line.split()[0]} is a command of the interactive prompt; piped input is "
                     "one question a line (give -k and --threshold as options)"
                 )
-            _emit(engine.query(line), as_json)
+            _emit(engine.query(line, where=where), as_json)
         except SemsearchError as exc:
             failed.append(number)
             message = error_line(exc)
@@ -174,7 +179,7 @@ def _open_engine(
     return SearchEngine.open(index_path, overrides=given, config=settings.search)
 
 
-def _interactive(engine: SearchEngine) -> None:
+def _interactive(engine: SearchEngine, where: list[str] | None = None) -> None:
     import readline  # noqa: F401 - line editing and history for input()
 
     typer.echo(
@@ -194,7 +199,7 @@ def _interactive(engine: SearchEngine) -> None:
                 return
             continue
         try:
-            typer.echo(render(engine.query(line)))
+            typer.echo(render(engine.query(line, where=where)))
         except SemsearchError as exc:
             typer.echo(f"semsearch: error: {error_line(exc)}", err=True)
 

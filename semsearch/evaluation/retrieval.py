@@ -144,13 +144,15 @@ def evaluate_retrieval(
     compare: bool = False,
     text_field: str | None = None,
     k: int = DEFAULT_DEPTH,
+    where: str | Sequence[str] | None = None,
     show_progress: bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> RetrievalResult:
     """Index `beir`'s corpus in a temporary folder, ask every judged query through
     `SearchEngine.query_batch` and score it in `search.mode` (the result's metrics), and
-    in the modes `also` names (`by_mode`); with `compare`, also as COMPARED names them.
-    The index chooses its own fusion as `semsearch index` does."""
+    in the modes `also` names (`by_mode`); with `compare`, also as COMPARED names them;
+    with `where` (semsearch.filters), answered from the entries it selects only. The
+    index chooses its own fusion as `semsearch index` does."""
     index = index or IndexConfig()
     k = parse_k(k)
     search = search or SearchConfig()
@@ -189,7 +191,7 @@ def evaluate_retrieval(
             modes = list(dict.fromkeys([engine.mode(), *also]))
             ranked = {}
             for mode in modes:
-                results = engine.query_batch(texts, k, mode=mode)
+                results = engine.query_batch(texts, k, mode=mode, where=where)
                 ranked[engine.mode(mode)] = {
                     query: [(hit.id, hit.score) for hit in result.hits]
                     for query, result in zip(judged, results, strict=True)
@@ -197,7 +199,7 @@ def evaluate_retrieval(
                 if len(ranked) == 1:
                     truncated += encoder.truncated
             if compare:
-                ranked.update(_compared(store, encoder, search, judged, texts, k))
+                ranked.update(_compared(store, encoder, search, judged, texts, k, where))
             fusion = {
                 "chosen": store.manifest.fusion,
                 "in_force": Rule.of(search, store.manifest.fusion).to_json(),
@@ -248,6 +250,7 @@ def _compared(
     judged: list[str],
     texts: list[str],
     k: int,
+    where: str | Sequence[str] | None,
 ) -> dict[str, dict[str, list[tuple[str, float]]]]:
     """The COMPARED rankings of one index, each through `SearchEngine.query_batch`."""
     fixed = dataclasses.replace(search, fusion="convex", dense_weight=DENSE_WEIGHT)
@@ -256,7 +259,7 @@ def _compared(
             ("hybrid-fixed", fixed, "hybrid"), ("hybrid-adaptive", own, "hybrid"))  # fmt: skip
     found = {}
     for name, config, mode in ways:
-        results = SearchEngine(store, encoder, config).query_batch(texts, k, mode=mode)
+        results = SearchEngine(store, encoder, config).query_batch(texts, k, mode=mode, where=where)
         found[name] = {
             query: [(hit.id, hit.score) for hit in result.hits]
             for query, result in zip(judged, results, strict=True)

@@ -156,14 +156,24 @@ class LexicalIndex:
         at = np.searchsorted(self.vocab, wanted).clip(max=len(self.vocab) - 1)
         return at[self.vocab[at] == wanted]  # a repeated word counts again, as in bm25s
 
-    def matches(self, question: str) -> tuple[np.ndarray, np.ndarray]:
-        """(positions, scores) of the entries that share a word with the question,
-        positions ascending: the work grows with those entries, not with the index."""
+    def mask_of(self, rowids: np.ndarray) -> np.ndarray:
+        """Which positions hold the entries `rowids` (ascending): the `allowed` of a
+        filtered question."""
+        return np.isin(self.rowids, rowids, assume_unique=True)
+
+    def matches(
+        self, question: str, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, scores) of the entries that share a word with the question (and
+        are `allowed`, a mask by position, where given), positions ascending: the work
+        grows with those entries, not with the index."""
         columns = self._columns(question)
         if not len(columns):
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         spans = [np.arange(self.indptr[c], self.indptr[c + 1]) for c in columns.tolist()]
         at = np.concatenate(spans)
+        if allowed is not None:
+            at = at[allowed[self.indices[at]]]
         positions, inverse = np.unique(self.indices[at], return_inverse=True)
         sums = np.bincount(inverse, weights=self.data[at], minlength=len(positions))
         return positions.astype(np.int64), sums.astype(np.float32)
@@ -176,14 +186,15 @@ class LexicalIndex:
         return scores
 
     def top(
-        self, question: str, n: int
+        self, question: str, n: int, allowed: np.ndarray | None = None
     ) -> tuple[list[tuple[int, float]], tuple[np.ndarray, np.ndarray]]:
-        """The best `n` entries with a score above 0 as (rowid, score), best first, and
-        the matches (to look up candidates found another way, `scores_of`).
+        """The best `n` entries (`allowed` ones, where given) with a score above 0 as
+        (rowid, score), best first, and the matches (to look up candidates found another
+        way, `scores_of`).
 
         Equal scores go by rowid, so the first `n` are always the start of one order:
         asking for more only appends."""
-        positions, sums = found = self.matches(question)
+        positions, sums = found = self.matches(question, allowed)
         n = min(n, len(sums))
         if n < 1:
             return [], found

@@ -15,13 +15,26 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from semsearch.index.selection import Selection
     from semsearch.index.types import VectorIndex
 
 
 def live_top(
-    index: VectorIndex, queries: np.ndarray, k: int, dead: Collection[int]
+    index: VectorIndex,
+    queries: np.ndarray,
+    k: int,
+    dead: Collection[int],
+    within: Selection | None = None,
 ) -> list[list[tuple[int, float]]]:
-    """Top-k live (rowid, score) per query vector, best first."""
+    """Top-k live (rowid, score) per query vector, best first; among the entries a
+    filter selected (`within`: live ones only) where given."""
+    if within is not None:
+        depth = min(k, max(1, len(within)))
+        scores, ids = index.search_within(queries, depth, within.rowids, within.selector)
+        return [
+            [(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
+            for row_ids, row_scores in zip(ids, scores, strict=True)
+        ]
     total = index.ntotal
     fetch = min(2 * k, total) if dead else k
     while True:

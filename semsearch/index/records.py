@@ -17,6 +17,8 @@ import numpy as np
 
 from semsearch.corpus import Record
 from semsearch.errors import IndexFolderError, InputError
+from semsearch.filters import Filter
+from semsearch.index import filtering
 
 SCHEMA = """
 CREATE TABLE records (
@@ -61,12 +63,15 @@ class RecordStore:
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self.connection = connection
         self.path = path
+        self.columns: dict[str, filtering.Column] | None = None  # None: built before filters
 
     @classmethod
     def create(cls, path: Path) -> RecordStore:
         connection = _writable(path)
-        connection.executescript(SCHEMA)
-        return cls(connection, path)
+        connection.executescript(SCHEMA + ";" + filtering.SCHEMA)
+        store = cls(connection, path)
+        store.columns = {}
+        return store
 
     @classmethod
     def open(cls, path: Path, *, writable: bool = False) -> RecordStore:
@@ -81,6 +86,8 @@ class RecordStore:
         store = cls(connection, path)
         try:
             store.counts()
+            if filtering.has_filters(connection):
+                store.columns = filtering.read_columns(connection)
         except sqlite3.DatabaseError as exc:
             connection.close()
             raise IndexFolderError(
@@ -92,6 +99,16 @@ class RecordStore:
         """Append rows; returns their rowids (the vectors' FAISS ids) as int64."""
         cursor = self.connection.cursor()
         rowids = np.empty(len(records), dtype=np.int64)
+        columns = self.columns
+        if columns is not None:
+            columns = self.columns = filtering.add_columns(
+                self.connection, columns, (record.metadata for record in records)
+            )
+        names = "".join(f", {column.col}" for column in (columns or {}).values())
+        insert = (
+            f"INSERT INTO records (id, text, answer, metadata{names}) "
+            f"VALUES (?, ?, ?, ?{', ?' * len(columns or {})})"
+        )
         for position, record in enumerate(records):
             try:
                 metadata = json.dumps(record.metadata, ensure_ascii=False, allow_nan=False)
@@ -99,10 +116,8 @@ class RecordStore:
                 raise InputError(
                     f"metadata of record {record.id!r} cannot be stored as JSON: {exc}"
                 ) from None
-            cursor.execute(
-                "INSERT INTO records (id, text, answer, metadata) VALUES (?, ?, ?, ?)",
-                (record.id, record.text, record.answer, metadata),
-            )
+            values = filtering.column_values(columns, record.metadata) if columns else []
+            cursor.execute(insert, (record.id, record.text, record.answer, metadata, *values))
             assert cursor.lastrowid is not None  # set by every successful INSERT
             rowids[position] = cursor.lastrowid
         return rowids
@@ -139,6 +154,26 @@ class RecordStore:
             found.update((row[0], _record(row)) for row in rows)
         return found
 
+    def select(self, tree: Filter, where: str = "this index") -> np.ndarray:
+        """The rowids of the live entries that `tree` selects, ascending (int64); a
+        filter this index cannot run raises FilterError (naming `where`)."""
+        condition, params = filtering.compile_filter(tree, self.columns, where)
+        rows = self.connection.execute(
+            f"SELECT rowid FROM records WHERE deleted = 0 AND {condition} ORDER BY rowid", params
+        )
+        return np.fromiter((row[0] for row in rows), dtype=np.int64)
+
+    def filter_fields(self) -> dict[str, dict[str, object]] | None:
+        """Each filterable field: the kinds of values it holds and how many distinct
+        ones among the live entries; None for an index built before filters."""
+        if self.columns is None:
+            return None
+        counts = filtering.distinct_counts(self.connection, list(self.columns.values()))
+        return {
+            name: {"kinds": column.kinds, "values": counts[name]}
+            for name, column in self.columns.items()
+        }
+
     def largest_number_id(self) -> int:
         """The largest id made of digits only (row-number ids), 0 when there is none."""
         found = self.connection.execute(
@@ -160,9 +195,10 @@ class RecordStore:
 
     def tombstone(self, rowids: Iterable[int]) -> None:
         """Mark rows deleted while their vectors stay in the index (hnsw)."""
+        erased = "".join(f", {column.col} = NULL" for column in (self.columns or {}).values())
         self.connection.executemany(
             "UPDATE records SET deleted = 1, id = ? || rowid, text = '', answer = '', "
-            "metadata = '{}' WHERE rowid = ?",
+            f"metadata = '{{}}'{erased} WHERE rowid = ?",
             [(TOMBSTONE_PREFIX, int(rowid)) for rowid in rowids],
         )
 

@@ -21,6 +21,7 @@ import numpy as np
 from semsearch import atomic
 from semsearch.corpus import Record
 from semsearch.errors import IndexFolderError, InputError
+from semsearch.filters import Filter
 from semsearch.fingerprint import check as check_fingerprint
 from semsearch.index import threshold, types
 from semsearch.index.checks import check_counts, checked_manifest
@@ -29,6 +30,7 @@ from semsearch.index.lexical import LexicalIndex
 from semsearch.index.live import live_top
 from semsearch.index.manifest import Manifest, utc_now
 from semsearch.index.records import RecordStore
+from semsearch.index.selection import Selection, Selections
 from semsearch.index.summary import summary
 from semsearch.index.types import VectorIndex
 from semsearch.index.views import Parts
@@ -85,6 +87,7 @@ class IndexStore:
         self.version = manifest.version
         self.stats: WriteStats | None = None
         self._tombstones = records.tombstones()
+        self.select = Selections(self._selected)
 
     # -- opening -------------------------------------------------------------------
     @classmethod
@@ -217,13 +220,27 @@ class IndexStore:
         return [[(records[rowid], score) for rowid, score in hits] for hits in found]
 
     def search_rowids(
-        self, query_vectors: np.ndarray, k: int, *, second: bool = False
+        self,
+        query_vectors: np.ndarray,
+        k: int,
+        *,
+        second: bool = False,
+        within: Selection | None = None,
     ) -> list[list[tuple[int, float]]]:
         """Top-k live (rowid, score) per query vector, best first, in the indexed texts'
-        vectors (or the second view's); `records_for` reads the records, so a caller
-        that needs only some of them reads only those."""
+        vectors (or the second view's), among the entries `within` selects where given;
+        `records_for` reads the records, so a caller that needs only some of them reads
+        only those."""
         index = self.second if second and self.second is not None else self.vectors
-        return live_top(index, query_vectors, parse_k(k), self._tombstones)
+        return live_top(index, query_vectors, parse_k(k), self._tombstones, within)
+
+    def _selected(self, tree: Filter) -> Selection:
+        """The live entries a parsed filter selects (semsearch.filters); FilterError when
+        this index cannot run it (an unknown field, a value of the wrong kind, built
+        before filters). `select` is this, kept for the next questions."""
+        rowids = self.records.select(tree, str(self.path))
+        mask = self.lexical.mask_of(rowids) if self.lexical is not None else None
+        return Selection(rowids, mask)
 
     def records_for(self, rowids: Iterable[int]) -> dict[int, Record]:
         """Live records by rowid (the ids `search_rowids` returns)."""
@@ -353,6 +370,7 @@ class IndexStore:
         self.manifest, self.vectors, self.records = fresh.manifest, fresh.vectors, fresh.records
         self.parts, self.second, self.lexical = fresh.parts, fresh.second, fresh.lexical
         self.version, self._tombstones = fresh.version, fresh._tombstones
+        self.select = Selections(self._selected)
 
     def close(self) -> None:
         self.records.close()

@@ -12,8 +12,9 @@ if TYPE_CHECKING:
 
 
 def summary(store: IndexStore) -> dict[str, Any]:
-    """Counts, encoder, index type and parameters, parts, file sizes, threshold, the
-    index's own hybrid fusion (None: none kept), dates;
+    """Counts, encoder, index type and parameters, parts, filterable metadata fields
+    (None: built before filters), file sizes, threshold, the index's own hybrid fusion
+    (None: none kept), dates;
     and what killed writers left beside the folder (bytes of each), which the next
     write removes: reading never changes a folder."""
     manifest, section = store.manifest, store.manifest.index
@@ -30,6 +31,7 @@ def summary(store: IndexStore) -> dict[str, Any]:
             "params": dict(section.params),
         },
         "fields": dict(manifest.fields),
+        "filters": store.records.filter_fields(),
         "parts": store.parts.to_json(),
         "files": {name: (store.folder / name).stat().st_size for name in files},
         "threshold": manifest.threshold,
@@ -42,3 +44,16 @@ def summary(store: IndexStore) -> dict[str, Any]:
         "leftovers": {str(folder): folder_bytes(folder) for folder in leftovers(store.path)},
         "stale_lock": None if (lock := stale_lock(store.path)) is None else str(lock),
     }
+
+
+def describe_filters(filters: dict[str, dict[str, Any]] | None) -> str:
+    """The filterable fields of `summary()["filters"]` in words, for `semsearch info`."""
+    if filters is None:
+        return "none: built before filters (`semsearch index` rebuilds it to filter)"
+    if not filters:
+        return "none: the entries have no text or number metadata"
+    return ", ".join(
+        f"{name} ({' and '.join(field['kinds'])}, {field['values']:,} "
+        f"value{'s' * (field['values'] != 1)})"
+        for name, field in filters.items()
+    )

@@ -27,6 +27,7 @@ import numpy as np
 
 from semsearch.index import layout
 from semsearch.index.live import live_top
+from semsearch.params import shown_threshold
 
 if TYPE_CHECKING:
     from semsearch.index.store import IndexStore
@@ -187,7 +188,7 @@ def describe(threshold: dict[str, Any] | None, count: int) -> str:
     """One line for `semsearch info`."""
     if threshold is None:
         return "none (built before per-index thresholds: `semsearch index` or `calibrate` sets one)"
-    text = f"{threshold['value']:.3f} ({threshold['origin']}: {threshold['rule']})"
+    text = f"{shown_threshold(value_of(threshold))} ({threshold['origin']}: {threshold['rule']})"
     then = threshold.get("calibrated_count")
     if threshold["origin"] == "calibrated" and isinstance(then, int) and then != count:
         text += f"; calibrated on {then} entries, the index now has {count}: calibrate again"

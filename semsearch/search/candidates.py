@@ -29,6 +29,7 @@ from semsearch.search import fusion
 
 if TYPE_CHECKING:
     from semsearch.index import IndexStore
+    from semsearch.index.selection import Selection
     from semsearch.index.types import VectorIndex
 
 
@@ -62,32 +63,38 @@ def ranked(
     config: SearchConfig,
     mode: str,
     depth: int,
+    within: Selection | None = None,
 ) -> list[list[Candidate]]:
     """The first `depth` entries of each question's ranking in `mode` (an effective
-    mode), best first; fewer only when the ranking has no more."""
+    mode), best first; fewer only when the ranking has no more. With `within` (a
+    filter's selection) every part ranks only the entries it holds: the ranking is the
+    one the index would give if it held only those."""
     if mode == "dense":
         return [
             [Candidate(rowid, score) for rowid, score in hits]
-            for hits in store.search_rowids(vectors, depth)
+            for hits in store.search_rowids(vectors, depth, within=within)
         ]
     if mode == "lexical":
-        return [_lexical(store, vectors[i], q, depth) for i, q in enumerate(questions)]
-    first = _Fetched.search(store, vectors, questions, config.candidates)
+        return [_lexical(store, vectors[i], q, depth, within) for i, q in enumerate(questions)]
+    first = _Fetched.search(store, vectors, questions, config.candidates, within)
     rankings = []
     for i, question in enumerate(questions):
         pool = _Hybrid(store, vectors[i], question, config)
         pool.add(first[i])
         while pool.count < depth and not pool.exhausted:
-            more = _Fetched.search(store, vectors[i : i + 1], [question], pool.next_depth)
+            more = _Fetched.search(store, vectors[i : i + 1], [question], pool.next_depth, within)
             pool.add(more[0])
         rankings.append(pool.first(depth))
     return rankings
 
 
-def _lexical(store: IndexStore, vector: np.ndarray, question: str, depth: int) -> list[Candidate]:
+def _lexical(
+    store: IndexStore, vector: np.ndarray, question: str, depth: int, within: Selection | None
+) -> list[Candidate]:
     """BM25 ranks; every dense part's score is computed beside it."""
     assert store.lexical is not None
-    hits, matches = store.lexical.top(question, depth)
+    allowed = None if within is None else within.lexical
+    hits, matches = store.lexical.top(question, depth, allowed)
     if not hits:
         return []
     rowids = np.array([rowid for rowid, _ in hits], dtype=np.int64)
@@ -111,14 +118,24 @@ class _Fetched:
 
     @classmethod
     def search(
-        cls, store: IndexStore, vectors: np.ndarray, questions: Sequence[str], depth: int
+        cls,
+        store: IndexStore,
+        vectors: np.ndarray,
+        questions: Sequence[str],
+        depth: int,
+        within: Selection | None = None,
     ) -> list[_Fetched]:
         assert store.lexical is not None
-        dense = store.search_rowids(vectors, depth)
-        second = store.search_rowids(vectors, depth, second=True) if store.second else None
+        dense = store.search_rowids(vectors, depth, within=within)
+        second = (
+            store.search_rowids(vectors, depth, second=True, within=within)
+            if store.second
+            else None
+        )
+        allowed = within.lexical if within is not None else None
         fetched = []
         for i, question in enumerate(questions):
-            lexical, matches = store.lexical.top(question, depth)
+            lexical, matches = store.lexical.top(question, depth, allowed)
             fetched.append(cls(depth, dense[i], second[i] if second else [], lexical, matches))
         return fetched
 

@@ -20,9 +20,11 @@ from semsearch.config import SearchConfig
 from semsearch.corpus import Record
 from semsearch.encoders import Encoder, load_encoder
 from semsearch.errors import InputError
+from semsearch.filters import parse_where
 from semsearch.fingerprint import check as check_fingerprint
 from semsearch.fingerprint import encoder_config
 from semsearch.index import IndexStore
+from semsearch.index.selection import Selection
 from semsearch.index.threshold import value_of as threshold_value
 from semsearch.params import parse_k, parse_mode
 from semsearch.search import answer, candidates
@@ -112,12 +114,19 @@ class SearchEngine:
             self._told_dense = True
         return mode
 
+    def select(self, where: str | Sequence[str] | None) -> Selection | None:
+        """The entries a `where` filter selects (semsearch.filters; several expressions
+        must all hold), None for no filter; FilterError names what is wrong with it."""
+        tree = parse_where(where)
+        return None if tree is None else self.store.select(tree)
+
     def query_batch(
         self,
         questions: Sequence[str],
         k: int | None = None,
         threshold: float | str | None = None,
         mode: str | None = None,
+        where: str | Sequence[str] | None = None,
     ) -> list[SearchResult]:
         """Every question's hits, best first, each answer once at its best score.
 
@@ -125,10 +134,12 @@ class SearchEngine:
         (default: the config's, else the index's own) is a cosine in [-1, 1], "none"
         (off) or "index" (the index's own). A question is answered when its top hit's
         cosine clears it, whatever `k` (semsearch.search.answer); an answered question
-        lists its hits that clear it."""
+        lists its hits that clear it. `where` (semsearch.filters) answers only from the
+        entries it selects: they are ranked as if the index held nothing else."""
         k = parse_k(self.config.k if k is None else k)
         threshold = self.threshold(threshold)
         mode = self.mode(mode)
+        within = self.select(where)
         questions = list(questions)
         for number, question in enumerate(questions, 1):
             if not isinstance(question, str) or not question.strip():
@@ -140,7 +151,7 @@ class SearchEngine:
         if not questions:
             return []
         vectors = np.ascontiguousarray(self.encoder.encode(questions), dtype=np.float32)
-        ranked = self._ranked(questions, vectors, k, mode)
+        ranked = self._ranked(questions, vectors, k, mode, within)
         return [
             answer.result(question, hits, threshold, mode)
             for question, hits in zip(questions, ranked, strict=True)
@@ -152,8 +163,9 @@ class SearchEngine:
         k: int | None = None,
         threshold: float | str | None = None,
         mode: str | None = None,
+        where: str | Sequence[str] | None = None,
     ) -> SearchResult:
-        return self.query_batch([question], k, threshold, mode)[0]
+        return self.query_batch([question], k, threshold, mode, where)[0]
 
     def search(
         self,
@@ -161,9 +173,10 @@ class SearchEngine:
         k: int | None = None,
         threshold: float | str | None = None,
         mode: str | None = None,
+        where: str | Sequence[str] | None = None,
     ) -> list[Hit]:
         """Hits at or above the threshold; an empty list means "no confident answer"."""
-        return self.query(question, k, threshold, mode).confident
+        return self.query(question, k, threshold, mode, where).confident
 
     def search_batch(
         self,
@@ -171,11 +184,18 @@ class SearchEngine:
         k: int | None = None,
         threshold: float | str | None = None,
         mode: str | None = None,
+        where: str | Sequence[str] | None = None,
     ) -> list[list[Hit]]:
-        return [result.confident for result in self.query_batch(questions, k, threshold, mode)]
+        results = self.query_batch(questions, k, threshold, mode, where)
+        return [result.confident for result in results]
 
     def _ranked(
-        self, questions: list[str], vectors: np.ndarray, k: int, mode: str
+        self,
+        questions: list[str],
+        vectors: np.ndarray,
+        k: int,
+        mode: str,
+        within: Selection | None = None,
     ) -> list[list[Hit]]:
         """Each question's first k hits of its one ranking, each answer once (with
         `dedupe`): the one over-fetch loop. Candidates are fetched deeper, for the
@@ -188,7 +208,9 @@ class SearchEngine:
         pending = list(range(len(questions)))
         while pending:
             asked = [questions[i] for i in pending]
-            found = candidates.ranked(self.store, vectors[pending], asked, self.config, mode, depth)
+            found = candidates.ranked(
+                self.store, vectors[pending], asked, self.config, mode, depth, within
+            )
             short = []
             for i, ranking in zip(pending, found, strict=True):
                 records = None

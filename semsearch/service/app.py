@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from semsearch import __version__
-from semsearch.errors import BatcherStoppedError, InputError, SemsearchError
+from semsearch.errors import BatcherStoppedError, FilterError, InputError, SemsearchError
 from semsearch.search.results import batch_to_json
 from semsearch.service.batcher import MicroBatcher
 from semsearch.service.config import ServeConfig
@@ -247,6 +247,9 @@ def create_app(
 
     @app.exception_handler(InputError)
     async def input_error(_: Request, exc: InputError) -> JSONResponse:
+        if isinstance(exc, FilterError):  # the message, as every face says it
+            found = [{"field": "where", "message": str(exc), "type": "filter"}]
+            return _error(422, str(exc), found)
         return _error(422, str(exc))
 
     @app.exception_handler(BatcherStoppedError)
@@ -281,7 +284,9 @@ def create_app(
         one = body.query is not None  # type: ignore[attr-defined]
         questions = [body.query] if one else body.queries  # type: ignore[attr-defined]
         k, threshold, mode = body.k, body.threshold, body.mode  # type: ignore[attr-defined]
-        pieces = await in_pieces(questions, lambda part: SearchJob(part, k, threshold, mode))
+        where = body.where  # type: ignore[attr-defined]
+        where = () if where is None else (where,) if isinstance(where, str) else tuple(where)
+        pieces = await in_pieces(questions, lambda part: SearchJob(part, k, threshold, mode, where))
         found = [result for piece in pieces for result in piece]
         if one:
             return JSONResponse(found[0].to_json())

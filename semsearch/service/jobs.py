@@ -1,6 +1,6 @@
 """What the batch worker does with a batch of /search and /embed requests.
 
-All searches of a batch that ask for the same `k`, threshold and mode go through one
+All searches of a batch that ask for the same `k`, threshold, mode and filter go through one
 `SearchEngine.query_batch` call: one forward pass, one FAISS search, one SQLite query,
 on one leased index version. /embed texts of the batch share one `encode` call.
 
@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from semsearch.errors import FilterError
 from semsearch.search.results import SearchResult
 from semsearch.service.live import LiveIndex
 
@@ -26,6 +27,7 @@ class SearchJob:
     k: int
     threshold: float | str | None
     mode: str | None = None
+    where: tuple[str, ...] = ()  # every expression must hold; () no filter
 
 
 @dataclass(frozen=True)
@@ -97,15 +99,20 @@ def processor(live: LiveIndex) -> Callable[[list[Job]], list[Any]]:
         if embeds:
             texts = [text for i in embeds for text in _texts(jobs[i])]
             _split(live.encoder.encode(texts), embeds, jobs, results)
-        groups: dict[tuple[int, float | str | None, str | None], list[int]] = {}
+        groups: dict[Any, list[int]] = {}
         for i, job in enumerate(jobs):
             if isinstance(job, SearchJob):
-                groups.setdefault((job.k, job.threshold, job.mode), []).append(i)
+                groups.setdefault((job.k, job.threshold, job.mode, job.where), []).append(i)
         if groups:
             with live.engine() as engine:
-                for (k, threshold, mode), members in groups.items():
+                for (k, threshold, mode, where), members in groups.items():
                     questions = [q for i in members for q in _texts(jobs[i])]
-                    found = engine.query_batch(questions, k, threshold, mode)
+                    try:
+                        found = engine.query_batch(questions, k, threshold, mode, list(where))
+                    except FilterError as exc:  # that filter's requests fail, not the batch
+                        for i in members:
+                            results[i] = exc
+                        continue
                     _split(found, members, jobs, results)
         return results
 

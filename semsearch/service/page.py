@@ -1,7 +1,8 @@
 """The search page served at `/`: one self-contained HTML document.
 
 No build step and no external assets (it works offline): inline CSS and a little
-plain JavaScript that calls POST /search. Everything from the server is inserted as
+plain JavaScript that calls POST /search (with the filter box's text as `where`, and
+its error, such as an unknown field, shown as the status). Everything from the server is inserted as
 text, never as HTML. Keyboard-only use: the question box has focus, Enter asks,
 ArrowDown walks the answers, Escape returns to the box, "/" focuses it from anywhere.
 When the server answers 401, a key field appears; the key stays in sessionStorage
@@ -35,6 +36,7 @@ PAGE = """<!doctype html>
   .sub { color: var(--muted); margin: 0 0 1.25rem; font-size: .95rem; }
   form { display: flex; flex-wrap: wrap; gap: .5rem; align-items: end; }
   .grow { flex: 1 1 20rem; }
+  .filter { flex: 1 1 12rem; }
   label { display: block; font-size: .85rem; color: var(--muted); margin-bottom: .15rem; }
   input, button { font: inherit; color: inherit; }
   input { width: 100%; padding: .55rem .7rem; border: 1px solid var(--line);
@@ -102,6 +104,11 @@ PAGE = """<!doctype html>
         <option value="dense">dense</option>
         <option value="lexical">lexical</option>
       </select>
+    </div>
+    <div class="filter">
+      <label for="where">Only entries where</label>
+      <input id="where" name="where" type="text" spellcheck="false"
+             placeholder="e.g. category = billing">
     </div>
     <button type="submit" id="submit">Ask</button>
   </form>
@@ -247,6 +254,8 @@ async function ask(text) {
   const t = $("threshold").value.trim();
   if (t !== "") body.threshold = Number(t);
   if ($("mode").value) body.mode = $("mode").value;
+  const where = $("where").value.trim();
+  if (where !== "") body.where = where;
   const headers = { "Content-Type": "application/json" };
   const key = storedKey();
   if (key) headers["Authorization"] = "Bearer " + key;

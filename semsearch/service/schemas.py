@@ -157,6 +157,21 @@ def request_models(config: ServeConfig, default_k: int) -> tuple[type[BaseModel]
             description="how hits are ranked: hybrid, dense or lexical (server default if absent)",
         )
 
+        where: (
+            Annotated[str, StringConstraints(max_length=config.max_text_chars)]
+            | Annotated[
+                list[Annotated[str, StringConstraints(max_length=config.max_text_chars)]],
+                Field(max_length=config.max_texts),
+            ]
+            | None
+        ) = Field(
+            default=None,
+            description="answer only from the entries whose metadata fit, e.g. "
+            '"product = mobile and lang in (en, de)" (=, !=, <, <=, >, >=, in, and, or, '
+            "not); a list: every expression must hold. A filter the index cannot run "
+            "answers 422 naming the position or the field and the fields there are",
+        )
+
         @model_validator(mode="after")
         def _one_of(self) -> "SearchRequest":
             if (self.query is None) == (self.queries is None):

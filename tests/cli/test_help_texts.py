@@ -62,3 +62,27 @@ def test_no_bracketed_text_is_lost_in_help(path: list[str]) -> None:
 def test_the_ray_install_line_is_shown_whole() -> None:
     done = runner.invoke(app, ["index", "--help"], env={"COLUMNS": "400"}, terminal_width=400)
     assert "pip install 'semsearch[ray]'" in _flat(done.stdout)
+
+
+def test_help_paragraphs_wrap_as_one_text_at_80_columns() -> None:
+    """typer keeps a docstring's line breaks; rich then wrapped each source line on its
+    own ("... (in a temporary folder) and" / "every" / "judged query ...")."""
+    done = runner.invoke(app, ["eval", "retrieval", "--help"], terminal_width=80)
+    lines = [line.rstrip() for line in done.stdout.splitlines()]
+    assert " every judged query is asked as `semsearch query` asks it, with the same" in lines
+    assert " every" not in lines
+    for path, _ in COMMANDS:
+        command = typer.main.get_command(app)
+        for name in path:
+            command = command.get_command(None, name)
+        for paragraph in (command.help or "").split("\n\n"):
+            if not paragraph.startswith((" ", "\b")):
+                assert "\n" not in paragraph, (path, paragraph)
+
+
+@pytest.mark.parametrize("path", [["index"], ["eval", "retrieval"]], ids=" ".join)
+def test_index_type_help_names_every_type(path: list[str]) -> None:
+    from semsearch.index.types import INDEX_TYPES
+
+    shown = _flat(runner.invoke(app, [*path, "--help"], terminal_width=400).stdout)
+    assert all(f" {name}" in shown for name in INDEX_TYPES)

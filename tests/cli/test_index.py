@@ -68,12 +68,13 @@ def test_query_one_shot_table_and_json(built):
     folder, _ = built
     table = run("query", folder, "I forgot my password", "-k", "2", "--mode", "dense")
     assert table.exit_code == 0, table.output
-    assert table.stdout.startswith(
-        "Q: I forgot my password\n  1. 1.000  [pw-2] I forgot my password"
-    )
+    in_force = json.loads(run("query", folder, "I forgot my password", "--json").stdout)
+    header = f"Q: I forgot my password   (threshold {in_force['threshold']})\n"
+    assert table.stdout.startswith(header + "  1. 1.000  [pw-2] I forgot my password")
     fused = run("query", folder, "I forgot my password", "-k", "2")  # hybrid: cosine, then fused
-    assert fused.stdout.startswith("Q: I forgot my password\n  1. 1.000 fused 1.000  [pw-2] I")
+    assert fused.stdout.startswith(header + "  1. 1.000 fused 1.000  [pw-2] I")
     asked = ("query", folder, "I forgot my password", "-k", "3", "--threshold", "none", "--json")
+    assert run(*asked[:-1]).stdout.startswith("Q: I forgot my password   (threshold none)\n")
     data = json.loads(run(*asked).stdout)
     assert data["answered"] is True and data["question"] == "I forgot my password"
     assert [r["rank"] for r in data["results"]] == [1, 2, 3]

@@ -114,7 +114,8 @@ def test_demo_no_confident_answer(page: Any, demo_url: str) -> None:
     assert "No confident answer" in notice.inner_text()
     assert "below the threshold 0.9" in notice.inner_text()
     assert page.locator("#results li").count() == 0
-    assert page.locator("#weak li.hit").count() > 0  # the closest entries, marked as such
+    page.locator("#weak li.hit").first.wait_for()  # the closest entries, asked for next
+    assert page.locator("#weak li.hit").count() > 0  # and marked as such
     assert page.locator("#status").inner_text() == "No confident answer."
 
 
@@ -156,3 +157,33 @@ def _wait_focus(page: Any, element_id: str) -> None:
     page.wait_for_function(
         f"document.activeElement && document.activeElement.id === {element_id!r}"
     )
+
+
+def test_page_filters_with_its_box(page: Any, tiny_sbert: Path, tmp_path: Path) -> None:
+    from tests.cli.test_where import write_corpus
+
+    folder = _index(write_corpus(tmp_path), tmp_path / "filtered", "--model", str(tiny_sbert))
+    config = ServeConfig(port=0)
+    search = SearchConfig(threshold="none")
+    with serve_in_thread(build_service(folder, config, search), config) as url:
+        page.goto(url + "/")
+        page.keyboard.type("how much does it cost")
+        for _ in range(4):  # -> answers, threshold, ranking, filter
+            page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "where"
+        page.keyboard.type("category = billing")
+        page.keyboard.press("Enter")
+        page.locator("#status", has_text="answers").wait_for()
+        shown = page.locator("#results li.hit")
+        assert sorted(shown.nth(i).get_attribute("data-id") for i in range(shown.count())) == [
+            "plus",
+            "team",
+        ]
+        page.keyboard.press("Control+A")
+        page.keyboard.type("product = app")
+        page.keyboard.press("Enter")
+        page.locator("#status.error").wait_for()
+        assert page.locator("#status").inner_text() == (
+            "unknown filter field 'product': the filterable fields are category, lang, price"
+        )
+        assert page.locator("#results li").count() == 0

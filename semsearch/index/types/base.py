@@ -12,8 +12,9 @@ view's index; types whose FAISS index behaves differently subclass it.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,6 +27,54 @@ PARALLEL_QUERIES = 8
 # FAISS parallelises over queries; below this many an OpenMP team only wakes threads
 # that fight the encoder's (ONNX Runtime's) threads for the cores, which made one
 # question's search several times slower on 2 cores.
+
+
+EXACT_SHARE = 0.1
+EXACT_FLOOR = 1024
+"""A search restricted to selected entries (a `where` filter) scores every selected
+vector exactly when they are at most EXACT_FLOOR or EXACT_SHARE of the index: an HNSW
+walk or the IVF lists probed would hold too few of them to find the best. Above that,
+the type's own search runs with FAISS's ID selector, its effort (efSearch, nprobe)
+multiplied by index size / selected (at most 1 / EXACT_SHARE), so it meets about as
+many selected entries as an unrestricted search meets entries."""
+
+
+def exact_within(selected: int, total: int) -> bool:
+    """Whether a search restricted to `selected` of `total` vectors scores them all."""
+    return selected <= max(EXACT_FLOOR, EXACT_SHARE * total)
+
+
+def top_of(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best k of `scores` [q, n] (columns: `ids`) per row, best first, equal scores
+    by id; padded with id -1 (score 0) to k columns, like a FAISS search."""
+    rows, n = scores.shape
+    out_scores = np.zeros((rows, k), dtype=np.float32)
+    out_ids = np.full((rows, k), -1, dtype=np.int64)
+    take = min(k, n)
+    for row in range(rows):
+        values = scores[row]
+        best = np.argpartition(-values, take - 1)[:take] if take < n else np.arange(n)
+        if take < n:  # every entry tied with the k-th, so ties go by id
+            best = np.flatnonzero(values >= values[best].min())
+        best = best[np.lexsort((ids[best], -values[best]))][:take]
+        out_scores[row, :take] = values[best]
+        out_ids[row, :take] = ids[best]
+    return out_scores, out_ids
+
+
+@contextlib.contextmanager
+def _threads_for(queries: int) -> Iterator[None]:
+    """FAISS's OpenMP threads for work on `queries` question vectors: one below
+    PARALLEL_QUERIES (per calling thread: the service's workers are unaffected)."""
+    if queries >= PARALLEL_QUERIES:
+        yield
+        return
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 def as_matrix(vectors: np.ndarray, dim: int, what: str) -> np.ndarray:
@@ -94,16 +143,52 @@ class VectorIndex:
         if self.ntotal == 0:
             shape = (len(matrix), k)
             return np.zeros(shape, dtype=np.float32), np.full(shape, -1, dtype=np.int64)
-        if len(matrix) >= PARALLEL_QUERIES:
-            scores, ids = self.index.search(matrix, k)
-            return scores, ids
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)  # per calling thread: the service's workers are unaffected
-        try:
-            scores, ids = self.index.search(matrix, k)
-        finally:
-            faiss.omp_set_num_threads(threads)
+        return self._faiss_search(matrix, k)
+
+    def _faiss_search(
+        self, matrix: np.ndarray, k: int, params: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS's own search (with search parameters, where given); one OpenMP thread
+        for a few questions."""
+        with _threads_for(len(matrix)):
+            scores, ids = self.index.search(matrix, k, params=params)
         return scores, ids
+
+    def search_within(
+        self, queries: np.ndarray, k: int, ids: np.ndarray, selector: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`search` restricted to the stored vectors `ids` (ascending, unique): scored
+        exactly when they are few (`exact_within`), else the type's own search with an
+        ID selector (`selector`, FAISS's of `ids`, where one is kept) and
+        proportionally more effort."""
+        matrix = as_matrix(queries, self.dim, "query vectors")
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if not len(ids):
+            shape = (len(matrix), k)
+            return np.zeros(shape, dtype=np.float32), np.full(shape, -1, dtype=np.int64)
+        if exact_within(len(ids), self.ntotal):
+            with _threads_for(len(matrix)):  # FAISS reconstructs in parallel otherwise
+                scores = self.exact_scores(matrix, ids)
+            return top_of(scores, ids, k)
+        if selector is None:  # a name: it must live through the search
+            selector = faiss.IDSelectorBatch(ids)
+        scale = min(1.0 / EXACT_SHARE, self.ntotal / len(ids))
+        return self._walk(matrix, k, self.selected_params(selector, scale, k))
+
+    def _walk(self, matrix: np.ndarray, k: int, params: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The type's search under `params` (an ID selector)."""
+        return self._faiss_search(matrix, k, params)
+
+    def exact_scores(self, matrix: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """The inner products [q, len(ids)] of query vectors with the stored `ids`."""
+        return np.asarray(matrix @ self.index.reconstruct_batch(ids).T, dtype=np.float32)
+
+    def selected_params(self, selector: Any, scale: float, k: int) -> Any:
+        """FAISS search parameters that keep to `selector`, with the type's effort
+        multiplied by `scale`."""
+        params: Any = faiss.SearchParameters()
+        params.sel = selector
+        return params
 
     def scores_of(self, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """The inner products of one query vector with the stored vectors of `ids` (all

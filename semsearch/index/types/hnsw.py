@@ -5,6 +5,7 @@ the store rebuilds the graph from its live vectors once there are too many."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import faiss
@@ -18,6 +19,12 @@ class HNSWVectors(VectorIndex):
         hnsw = graph.hnsw
         hnsw.efConstruction = self.params["efConstruction"]
         hnsw.efSearch = self.params["efSearch"]
+
+    def selected_params(self, selector: Any, scale: float, k: int) -> Any:
+        params: Any = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
+        params.sel = selector
+        params.efSearch = max(k, math.ceil(self.params["efSearch"] * scale))
+        return params
 
 
 class HNSWType(IndexType):

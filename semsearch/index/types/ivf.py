@@ -30,6 +30,24 @@ class IVFVectors(VectorIndex):
     def apply_params(self) -> None:
         faiss.extract_index_ivf(self.index).nprobe = self.params["nprobe"]
 
+    def selected_params(self, selector: Any, scale: float, k: int) -> Any:
+        params: Any = faiss.SearchParametersIVF()
+        params.sel = selector
+        params.nprobe = min(self.params["nlist"], math.ceil(self.params["nprobe"] * scale))
+        return params
+
+    def exact_scores(self, matrix: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Exact inner products by a search of every list restricted to `ids`."""
+        selector = faiss.IDSelectorBatch(ids)
+        params: Any = faiss.SearchParametersIVF()
+        params.sel, params.nprobe = selector, self.params["nlist"]
+        scores, found = self._faiss_search(matrix, len(ids), params)
+        out = np.zeros((len(matrix), len(ids)), dtype=np.float32)
+        for row in range(len(matrix)):
+            kept = found[row] >= 0
+            out[row, np.searchsorted(ids, found[row][kept])] = scores[row][kept]
+        return out
+
     def scores_of(self, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """Exact inner products by a search of every list restricted to `ids` (an IVF
         index stores ids itself: there is no IDMap2 to reconstruct by id)."""

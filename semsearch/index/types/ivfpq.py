@@ -119,10 +119,12 @@ class OnDiskVectors(IVFVectors):
         self.ids = np.concatenate([self.ids, ids])[order]
         self.full = np.concatenate([self.full, matrix.astype(np.float16)])[order]
 
-    def _candidates(self, matrix: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    def _candidates(
+        self, matrix: np.ndarray, depth: int, params: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         if self.source is not None or not self.shards:
-            return super().search(matrix, depth)
-        found = [shard.search(matrix, depth) for shard in self.shards]  # before save
+            return self._faiss_search(matrix, depth, params)
+        found = [shard.search(matrix, depth, params=params) for shard in self.shards]
         scores = np.concatenate([s for s, _ in found], axis=1)
         ids = np.concatenate([i for _, i in found], axis=1)
         best = np.argsort(-scores, axis=1, kind="stable")[:, :depth]
@@ -131,11 +133,16 @@ class OnDiskVectors(IVFVectors):
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The PQ search's best max(k, rerank) candidates, re-scored exactly, best first."""
         matrix = as_matrix(queries, self.dim, "query vectors")
-        shape = (len(matrix), k)
         if self.ntotal == 0:
+            shape = (len(matrix), k)
             return np.zeros(shape, dtype=np.float32), np.full(shape, -1, dtype=np.int64)
+        return self._walk(matrix, k, None)
+
+    def _walk(self, matrix: np.ndarray, k: int, params: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The PQ search (under `params`, an ID selector, where given), re-ranked."""
+        shape = (len(matrix), k)
         depth = min(max(k, self.params["rerank"]), self.ntotal)
-        scores, ids = self._candidates(matrix, depth)
+        scores, ids = self._candidates(matrix, depth, params)
         if self.params["rerank"]:
             exact = np.einsum("qd,qkd->qk", matrix, self._rows(ids.clip(min=0)))
             scores = np.where(ids >= 0, exact, -np.inf).astype(np.float32)
@@ -153,6 +160,9 @@ class OnDiskVectors(IVFVectors):
         positions = np.searchsorted(self.ids, flat).clip(max=max(0, self.ntotal - 1))
         rows = np.asarray(self.full[positions], dtype=np.float32)
         return rows.reshape(*ids.shape, self.dim)
+
+    def exact_scores(self, matrix: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        return np.asarray(matrix @ self._rows(ids).T, dtype=np.float32)
 
     def scores_of(self, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """Exact inner products from the kept float16 vectors (PQ cannot reconstruct)."""
