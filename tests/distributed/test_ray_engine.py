@@ -167,6 +167,7 @@ def manifest_of(folder: Path) -> dict[str, Any]:
     # times, float noise in the vectors, and the manifest's own checksum over both
     for key in ("created", "updated", "checksums", "manifest_sha256"):
         manifest.pop(key)
+    manifest["fusion"].pop("seconds")  # how long choosing the fusion took
     return manifest
 
 
