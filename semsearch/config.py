@@ -35,8 +35,9 @@ BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 CUDA_DTYPES = ("float16", "bfloat16", "float32")
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DENSE_WEIGHT = 0.8
-"""Hybrid's share for the dense views (the rest is BM25's); chosen on the shared FAQ sets,
-see the README's retrieval table."""
+"""Hybrid's share for the dense views (the rest is BM25's) where an index keeps no fusion
+of its own (built before semsearch.search.adaptive): chosen on the shared FAQ sets, see
+the README's retrieval table. It is also the prior each index's own choice starts from."""
 
 
 def _choice(name: str, value: str, valid: tuple[str, ...], setting: str | None) -> str:
@@ -132,6 +133,10 @@ class SearchConfig:
     """How questions are answered: hits per question, the "no answer" threshold, and how
     the index's parts are ranked (`mode`; the fusion and its weights, see semsearch.search.fusion).
 
+    `fusion` and `dense_weight` left as None use the index's own choice (made at build
+    time from its corpus, semsearch.search.adaptive); either one given replaces that
+    choice with today's fixed convex fusion at the given values (or rrf).
+
     The threshold is a cosine similarity: None (not given) or "index" uses the index's
     own (see semsearch.index.threshold), "none" answers with the best hit whatever its
     score, a number in [-1, 1] is used as given. Every value is checked by
@@ -142,8 +147,8 @@ class SearchConfig:
     threshold: float | str | None = None
     dedupe: bool = True
     mode: str = "hybrid"
-    fusion: str = "convex"
-    dense_weight: float = DENSE_WEIGHT
+    fusion: str | None = None  # None: the index's own (convex); given: overrides it
+    dense_weight: float | None = None  # None: the index's own, else DENSE_WEIGHT
     rrf_k: int = 60
     candidates: int = 100
     rerank: str | None = None  # a cross-encoder (folder or hub name) re-scores the top hits

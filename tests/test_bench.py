@@ -31,6 +31,7 @@ SCRIPTS = sorted(path.name for path in BENCH.glob("*.py") if path.name != "_comm
 
 # What each script's smoke output must show: its table's header or verdict line.
 EXPECTED = {
+    "adaptive.py": ["| set | dense | fixed hybrid | adaptive", "What each index chose"],
     "cold.py": ["vs reference (median, min)", "semsearch query", "check: top ids"],
     "encode.py": ["texts/s   ratio", "semsearch onnx", "sentence-transformers (batch 32)"],
     "eval.py": ["| benchmark | ours (x 100) | published | command |", "| BEIR sample"],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -149,6 +149,14 @@ def retrieval(
     rerank: RerankOpt = None,
     fusion: FusionOpt = None,
     dense_weight: DenseWeightOpt = None,
+    compare: Annotated[
+        bool,
+        typer.Option(
+            "--compare",
+            help="Also rank by dense, lexical, the fixed fusion and the index's own "
+            "choice, side by side on the same index.",
+        ),
+    ] = False,
     where: WhereOpt = None,
     per_query: Annotated[
         Path | None,
@@ -211,6 +219,7 @@ def retrieval(
         index=settings.index,
         search=settings.search,
         also=MODES if every else (),
+        compare=compare,
         text_field=text_field,
         k=k,
         where=where,
@@ -228,11 +237,12 @@ def retrieval(
         "document skipped",
         f"encoder: {describe_encoder(result.encoder)}",
         f"mode: {result.mode}",
+        f"fusion: {_fusion(result.fusion, result.corpus)}",
         *(f"{label:>10} x100: {x100(result.metrics[key])}" for key, label in names.items()),
         *(
             f"{name:>10}: " + ", ".join(f"{names[k]} {x100(v)}" for k, v in metrics.items())
             for name, metrics in result.by_mode.items()
-            if every
+            if every or compare
         ),
         f"({result.seconds['index']:.1f} s indexing, {result.seconds['search']:.1f} s searching)",
     ]
@@ -388,6 +398,18 @@ def classify(
             2, f"note: {result.unseen_test_labels} test texts carry a label unseen in training"
         )
     emit(result.to_json(), lines, as_json)
+
+
+def _fusion(fusion: dict[str, Any], count: int) -> str:
+    """The fusion hybrid ranked with, in words: the index's own, or the settings'."""
+    from semsearch.index.fusion_choice import describe
+
+    chosen = describe(fusion.get("chosen"), count)
+    rule = fusion.get("in_force", {})
+    if rule.get("source") != "settings":
+        return chosen
+    given = "rrf" if rule["fusion"] == "rrf" else f"convex, dense weight {rule['dense_weight']}"
+    return f"{given}, from the settings (the index's own: {chosen})"
 
 
 def register(app: typer.Typer) -> None:

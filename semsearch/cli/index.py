@@ -201,6 +201,7 @@ def index(
     from semsearch.index import IndexStore
     from semsearch.index.types import resolve_type
     from semsearch.index.writes import check_writable, refuse_foreign
+    from semsearch.search.adaptive import choose
 
     ray_settings = _ray_settings(engine, address, workers, gpus_per_worker)
     settings = options.settings(index={"type": index_type})
@@ -220,6 +221,7 @@ def index(
             params=settings.index.params,
             fields=fields,
             show_progress=_progress(quiet),
+            choose_fusion=choose,
         )
         skipped, short_rows = source.skipped_empty, source.short_rows
     else:
@@ -333,6 +335,7 @@ def info(index_path: IndexArg, as_json: JsonOpt = False) -> None:
     Example: semsearch info indexes/faq --json
     """
     from semsearch.index import IndexStore
+    from semsearch.index.fusion_choice import describe as describe_fusion
     from semsearch.index.summary import describe_filters
     from semsearch.index.threshold import describe
 
@@ -357,6 +360,7 @@ def info(index_path: IndexArg, as_json: JsonOpt = False) -> None:
         ("parts", _parts(details["parts"])),
         ("filters", describe_filters(details["filters"])),
         ("threshold", describe(details["threshold"], details["count"])),
+        ("fusion", describe_fusion(details["fusion"], details["count"])),
         ("sizes", ", ".join(f"{name} {size:,} B" for name, size in details["files"].items())),
         ("created", details["created"]),
         ("updated", details["updated"]),

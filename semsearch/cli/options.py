@@ -167,15 +167,16 @@ FusionOpt = Annotated[
     str | None,
     typer.Option(
         "--fusion",
-        help="Hybrid's fusion: convex (default: weighted min-max scores) or rrf "
-        "(reciprocal ranks).",
+        help="Hybrid's fusion: convex (weighted min-max scores) or rrf (reciprocal "
+        "ranks); given, it replaces the index's own choice.",
     ),
 ]
 DenseWeightOpt = Annotated[
     float | None,
     typer.Option(
         "--dense-weight",
-        help="Convex fusion's share for the dense views, 0..1 (default 0.8; the rest is BM25's).",
+        help="Convex fusion's share for the dense views, 0..1 (the rest is BM25's); "
+        "default: the index's own choice (see `semsearch info`).",
     ),
 ]
 

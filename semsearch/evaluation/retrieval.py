@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from semsearch.config import IndexConfig, SearchConfig
+from semsearch.config import DENSE_WEIGHT, IndexConfig, SearchConfig
 from semsearch.corpus import open_corpus
 from semsearch.encoders import Encoder
 from semsearch.errors import InputError
@@ -31,10 +31,15 @@ from semsearch.evaluation.data import read_qrels, read_queries
 from semsearch.evaluation.metrics import RETRIEVAL_METRICS, evaluate_rankings
 from semsearch.index import IndexStore
 from semsearch.params import OFF, parse_k
+from semsearch.search.adaptive import choose
 from semsearch.search.engine import SearchEngine
+from semsearch.search.fusion import Rule
 
 DEFAULT_DEPTH = 100
 """Hits retrieved per query: enough for MAP@100."""
+COMPARED = ("dense", "lexical", "hybrid-fixed", "hybrid-adaptive")
+"""`compare`'s rankings of one index: plain cosine, BM25, the fixed fusion (dense views
+0.8, BM25 0.2) and the index's own choice."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,7 @@ class RetrievalResult:
     mode: str = "dense"
     by_mode: dict[str, dict[str, float]] = field(default_factory=dict)
     rankings_by_mode: dict[str, dict[str, list[tuple[str, float]]]] = field(default_factory=dict)
+    fusion: dict[str, Any] = field(default_factory=dict)  # {"chosen": ..., "in_force": ...}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -121,6 +127,7 @@ class RetrievalResult:
                 mode: {name: metrics[name] for name in RETRIEVAL_METRICS}
                 for mode, metrics in self.by_mode.items()
             },
+            "fusion": self.fusion,
             "truncated": self.truncated,
             "seconds": {key: round(value, 3) for key, value in self.seconds.items()},
             "encoder": self.encoder,
@@ -134,6 +141,7 @@ def evaluate_retrieval(
     index: IndexConfig | None = None,
     search: SearchConfig | None = None,
     also: Sequence[str] = (),
+    compare: bool = False,
     text_field: str | None = None,
     k: int = DEFAULT_DEPTH,
     where: str | Sequence[str] | None = None,
@@ -142,8 +150,9 @@ def evaluate_retrieval(
 ) -> RetrievalResult:
     """Index `beir`'s corpus in a temporary folder, ask every judged query through
     `SearchEngine.query_batch` and score it in `search.mode` (the result's metrics), and
-    in the modes `also` names (`by_mode`); with `where` (semsearch.filters), answered
-    from the entries it selects only."""
+    in the modes `also` names (`by_mode`); with `compare`, also as COMPARED names them;
+    with `where` (semsearch.filters), answered from the entries it selects only. The
+    index chooses its own fusion as `semsearch index` does."""
     index = index or IndexConfig()
     k = parse_k(k)
     search = search or SearchConfig()
@@ -167,6 +176,7 @@ def evaluate_retrieval(
                 "id": corpus.fields.id,
             },
             show_progress=show_progress,
+            choose_fusion=choose,
         )
         try:
             indexed = time.perf_counter()
@@ -188,6 +198,12 @@ def evaluate_retrieval(
                 }
                 if len(ranked) == 1:
                     truncated += encoder.truncated
+            if compare:
+                ranked.update(_compared(store, encoder, search, judged, texts, k, where))
+            fusion = {
+                "chosen": store.manifest.fusion,
+                "in_force": Rule.of(search, store.manifest.fusion).to_json(),
+            }
             rankings = ranked[modes[0]]
             searched = time.perf_counter()
             index_type, count = store.manifest.index.type, store.count
@@ -223,7 +239,32 @@ def evaluate_retrieval(
         mode=modes[0],
         by_mode={mode: found[0] for mode, found in by_mode.items()},
         rankings_by_mode=ranked,
+        fusion=fusion,
     )
+
+
+def _compared(
+    store: IndexStore,
+    encoder: Encoder,
+    search: SearchConfig,
+    judged: list[str],
+    texts: list[str],
+    k: int,
+    where: str | Sequence[str] | None,
+) -> dict[str, dict[str, list[tuple[str, float]]]]:
+    """The COMPARED rankings of one index, each through `SearchEngine.query_batch`."""
+    fixed = dataclasses.replace(search, fusion="convex", dense_weight=DENSE_WEIGHT)
+    own = dataclasses.replace(search, fusion=None, dense_weight=None)
+    ways = (("dense", search, "dense"), ("lexical", search, "lexical"),
+            ("hybrid-fixed", fixed, "hybrid"), ("hybrid-adaptive", own, "hybrid"))  # fmt: skip
+    found = {}
+    for name, config, mode in ways:
+        results = SearchEngine(store, encoder, config).query_batch(texts, k, mode=mode, where=where)
+        found[name] = {
+            query: [(hit.id, hit.score) for hit in result.hits]
+            for query, result in zip(judged, results, strict=True)
+        }
+    return found
 
 
 def write_per_query(result: RetrievalResult, beir: BeirFolder, path: str | Path) -> Path:

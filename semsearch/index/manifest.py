@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from semsearch.errors import IndexFolderError
+from semsearch.index.fusion_choice import problem as fusion_problem
 from semsearch.index.layout import MANIFEST
 from semsearch.index.threshold import problem as threshold_problem
 from semsearch.index.views import problem as parts_problem
@@ -55,6 +56,7 @@ _SCHEMA: dict[str, tuple[type, bool]] = {
     "checksums": (dict, False),
     "parts": (dict, True),
     "threshold": (dict, True),
+    "fusion": (dict, True),
     "manifest_sha256": (str, True),
 }
 _INDEX_SCHEMA: dict[str, tuple[type, bool]] = {
@@ -87,6 +89,10 @@ def _unknown_values(data: dict[str, Any]) -> str:
             return f"fields.{key} must be a column name or null, got {json.dumps(value)[:40]}"
     if "threshold" in data:
         found = threshold_problem(data["threshold"])
+        if found:
+            return found
+    if "fusion" in data:
+        found = fusion_problem(data["fusion"])
         if found:
             return found
     return parts_problem(data.get("parts", {}))
@@ -128,6 +134,7 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     parts: dict[str, Any] = field(default_factory=dict)  # semsearch.index.views.Parts
     threshold: dict[str, Any] | None = None  # semsearch.index.threshold; None: none kept
+    fusion: dict[str, Any] | None = None  # semsearch.index.fusion_choice; None: none kept
 
     @property
     def version(self) -> str:
@@ -149,6 +156,8 @@ class Manifest:
         }
         if self.threshold is not None:
             data["threshold"] = self.threshold
+        if self.fusion is not None:
+            data["fusion"] = self.fusion
         data[SELF_CHECKSUM] = canonical_sha256(data)
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
@@ -202,6 +211,7 @@ class Manifest:
             format_version=version,
             parts=data.get("parts", {}),
             threshold=data.get("threshold"),
+            fusion=data.get("fusion"),
         )
 
     @classmethod

@@ -36,11 +36,13 @@ from semsearch.index.types import VectorIndex
 from semsearch.index.views import Parts
 from semsearch.index.writes import (
     Engine,
+    FusionChooser,
     Staged,
     VectorEncoder,
     WriteStats,
     check_ids,
     check_writable,
+    keep_fusion,
     refuse_foreign,
     replaced_index,
     save_folder,
@@ -154,12 +156,17 @@ class IndexStore:
         show_progress: bool | None = None,
         batch_size: int | None = None,
         engine: Engine | None = None,
+        choose_fusion: FusionChooser | None = None,
     ) -> IndexStore:
         """Encode every chunk (in this process, or with `engine`) and write a new index
-        folder at `path`, replacing any index there only once the new one is complete."""
+        folder at `path`, replacing any index there only once the new one is complete.
+
+        `choose_fusion` (semsearch.search.adaptive.choose, which `semsearch index` and
+        `eval retrieval` pass) chooses the index's own hybrid fusion from the finished
+        folder, kept in its manifest; without it the index keeps none (the fixed one)."""
 
         def write(staging: Path, replaced: tuple[Path, Manifest] | None) -> int:
-            return write_new(
+            truncated = write_new(
                 staging,
                 chunks,
                 encoder,
@@ -171,6 +178,11 @@ class IndexStore:
                 engine=engine,
                 replaced=replaced,
             )
+            if choose_fusion is not None:
+                with cls.open(staging) as written:
+                    chosen = choose_fusion(written, encoder)
+                keep_fusion(staging, chosen)
+            return truncated
 
         return cls.build_with(path, write, index_type=index_type, params=params)
 

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 def summary(store: IndexStore) -> dict[str, Any]:
     """Counts, encoder, index type and parameters, parts, filterable metadata fields
-    (None: built before filters), file sizes, threshold, dates;
+    (None: built before filters), file sizes, threshold, the index's own hybrid fusion
+    (None: none kept), dates;
     and what killed writers left beside the folder (bytes of each), which the next
     write removes: reading never changes a folder."""
     manifest, section = store.manifest, store.manifest.index
@@ -34,6 +35,7 @@ def summary(store: IndexStore) -> dict[str, Any]:
         "parts": store.parts.to_json(),
         "files": {name: (store.folder / name).stat().st_size for name in files},
         "threshold": manifest.threshold,
+        "fusion": manifest.fusion,
         "format_version": manifest.format_version,
         "semsearch_version": manifest.semsearch_version,
         "created": manifest.created,

@@ -241,6 +241,18 @@ def save_folder(
     (folder / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
 
 
+FusionChooser = Callable[[Any, VectorEncoder], dict[str, Any] | None]
+"""What chooses a new index's own hybrid fusion from the opened, finished folder and its
+encoder (semsearch.search.adaptive.choose): the manifest's "fusion" object, or None."""
+
+
+def keep_fusion(folder: Path, chosen: dict[str, Any] | None) -> None:
+    """Write the chosen fusion into the folder's manifest (the data files and their
+    checksums are as they were)."""
+    manifest = dataclasses.replace(Manifest.read(folder), fusion=chosen)
+    (folder / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+
+
 def semsearch_version() -> str:
     from semsearch import __version__  # here: semsearch/__init__ may import this module
 

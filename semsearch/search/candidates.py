@@ -210,14 +210,16 @@ class _Hybrid:
             self.store, self.vector, rowids, dict(fetched.dense), dict(fetched.second)
         )
         lexical = self.store.lexical.scores_of(fetched.matches, rowids).astype(np.float64)
+        second = next((v for name, v in parts.items() if name != "dense"), None)
         parts["lexical"] = lexical
-        dense_sum = np.asarray(sum(v for name, v in parts.items() if name != "lexical"))
+        rule = fusion.Rule.of(self.config, self.store.manifest.fusion)
+        dense = rule.dense(parts["dense"], second)
         if self.spans is None:  # the first pool: its ranges scale every later one
-            self.spans = (fusion.Span.of(dense_sum), fusion.Span.of(lexical))
-        if self.config.fusion == "rrf":
+            self.spans = (fusion.Span.of(dense), fusion.Span.of(lexical))
+        if rule.fusion == "rrf":
             fused = fusion.rrf(list(parts.values()), self.config.rrf_k, offset=len(self.seen))
         else:
-            fused = fusion.convex(dense_sum, lexical, self.config.dense_weight, self.spans)
+            fused = fusion.convex(dense, lexical, rule.dense_weight, self.spans)
         order = np.argsort(-fused, kind="stable").tolist()
         self.pools.append(_Pool(rowids, parts, fused, order))
         self.seen.update(rowids.tolist())

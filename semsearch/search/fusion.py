@@ -4,9 +4,13 @@ Every candidate comes with its real score in each part (the cosine with the entr
 indexed text, the cosine with its second view, and BM25), so nothing is guessed for an
 entry that one part did not list. Two ways to combine them:
 
-- convex (the default): w x minmax(dense + second) + (1 - w) x minmax(lexical), each
+- convex (the default): w x minmax(dense views) + (1 - w) x minmax(lexical), each
   min-max normalised over the question's first candidate pool (`Span`), so cosines and
-  BM25's unbounded scores share one scale;
+  BM25's unbounded scores share one scale. The dense views are the entry's text and its
+  second view, t x text + (1 - t) x second, with w and t the index's own choice
+  (semsearch.index.fusion_choice); an index without one, or settings that give the
+  fusion or its weight, sum the two views (t = 0.5 ranks the same) at w from the
+  settings, else 0.8 (`Rule.of`);
 - rrf: reciprocal-rank fusion, the sum over parts of 1 / (rrf_k + rank).
 
 The spans are taken once per question, from the pool every ranking starts with, and
@@ -17,8 +21,12 @@ of the question, whatever number of hits was asked for.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from semsearch.config import DENSE_WEIGHT, SearchConfig
+from semsearch.index.fusion_choice import weights as chosen_weights
 
 
 @dataclass(frozen=True)
@@ -81,3 +89,42 @@ def rrf(parts: list[np.ndarray], rrf_k: int, offset: int = 0) -> np.ndarray:
     for part in parts:
         fused += 1.0 / (rrf_k + offset + ranks(part))
     return fused
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The fusion hybrid questions are ranked with, and where it came from: "index" (the
+    index's own choice), "settings" (--fusion / --dense-weight / [search]) or "fixed"
+    (an index that kept no choice: the fixed default)."""
+
+    fusion: str
+    dense_weight: float
+    text_share: float | None  # None: the dense views summed, as the fixed fusion does
+    source: str
+
+    @classmethod
+    def of(cls, config: SearchConfig, chosen: dict[str, Any] | None) -> Rule:
+        """Settings that give the fusion or its weight override the index's choice."""
+        own = chosen_weights(chosen)
+        if config.fusion is not None or config.dense_weight is not None:
+            weight = DENSE_WEIGHT if config.dense_weight is None else config.dense_weight
+            return cls(config.fusion or "convex", weight, None, "settings")
+        if own is None:
+            return cls("convex", DENSE_WEIGHT, None, "fixed")
+        return cls("convex", own[0], own[1], "index")
+
+    def dense(self, text: np.ndarray, second: np.ndarray | None) -> np.ndarray:
+        """The dense views' combined score (the text's alone without a second view)."""
+        if second is None:
+            return np.asarray(text, dtype=np.float64)
+        if self.text_share is None:
+            return np.asarray(text + second, dtype=np.float64)
+        return self.text_share * text + (1.0 - self.text_share) * second
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fusion": self.fusion,
+            "dense_weight": self.dense_weight,
+            "text_share": self.text_share,
+            "source": self.source,
+        }

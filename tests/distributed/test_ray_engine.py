@@ -169,6 +169,10 @@ def manifest_of(folder: Path) -> dict[str, Any]:
     # times, float noise in the vectors, and the manifest's own checksum over both
     for key in ("created", "updated", "checksums", "manifest_sha256"):
         manifest.pop(key)
+    # A Ray build keeps the fixed fusion (README, Past one machine): here the local
+    # build's choice is that fusion too ("default"), so both rank alike.
+    fusion = manifest.pop("fusion", None)
+    assert fusion is None or fusion["origin"] == "default", fusion
     return manifest
 
 
