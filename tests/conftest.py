@@ -36,6 +36,7 @@ HEAVY_FIRST = (
     "tests/test_params.py",
     "tests/index/test_recall.py",
     "tests/distributed/test_ray_engine.py",
+    "tests/distributed/test_two_nodes.py",
     "tests/encoders/test_cold_path.py",
     "tests/index/test_threshold.py",
     "tests/test_readme.py",

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from semsearch.cli.helptext import ReflowingGroup
 from semsearch.cli.options import (
+    DATA_PANEL,
     DEFAULT_ENCODER_OPTIONS,
     BatchOpt,
     ConfigOpt,
@@ -22,11 +23,14 @@ from semsearch.cli.options import (
     EncoderOptions,
     FusionOpt,
     JsonOpt,
+    LimitOpt,
     MaxLenOpt,
     ModelOpt,
     QuietOpt,
     RerankOpt,
     SkipSpecialOpt,
+    SplitOpt,
+    StsFileArg,
     ThresholdOpt,
     WhereOpt,
     ranking_settings,
@@ -49,29 +53,6 @@ eval_app = typer.Typer(
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-DATA_PANEL = "Data"
-SplitOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--split",
-        help="With a folder: the split to read (sts: test; sweep: dev).",
-        rich_help_panel=DATA_PANEL,
-    ),
-]
-LimitOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--limit", help="Only the first N pairs (default: all).", rich_help_panel=DATA_PANEL
-    ),
-]
-StsFileArg = Annotated[
-    Path,
-    typer.Argument(
-        help="STS Benchmark file (tab-separated, 7 columns), a CSV/TSV with "
-        "sentence1,sentence2,score columns, or a folder such as ../shared/data/stsb."
-    ),
-]
 
 
 @eval_app.command("sts")
@@ -191,6 +172,7 @@ def retrieval(
         write_run,
     )
     from semsearch.filters import parse_where
+    from semsearch.index.fusion_choice import describe_in_force
     from semsearch.index.types import resolve_type
     from semsearch.params import parse_k
 
@@ -237,7 +219,7 @@ def retrieval(
         "document skipped",
         f"encoder: {describe_encoder(result.encoder)}",
         f"mode: {result.mode}",
-        f"fusion: {_fusion(result.fusion, result.corpus)}",
+        f"fusion: {describe_in_force(result.fusion, result.corpus)}",
         *(f"{label:>10} x100: {x100(result.metrics[key])}" for key, label in names.items()),
         *(
             f"{name:>10}: " + ", ".join(f"{names[k]} {x100(v)}" for k, v in metrics.items())
@@ -398,18 +380,6 @@ def classify(
             2, f"note: {result.unseen_test_labels} test texts carry a label unseen in training"
         )
     emit(result.to_json(), lines, as_json)
-
-
-def _fusion(fusion: dict[str, Any], count: int) -> str:
-    """The fusion hybrid ranked with, in words: the index's own, or the settings'."""
-    from semsearch.index.fusion_choice import describe
-
-    chosen = describe(fusion.get("chosen"), count)
-    rule = fusion.get("in_force", {})
-    if rule.get("source") != "settings":
-        return chosen
-    given = "rrf" if rule["fusion"] == "rrf" else f"convex, dense weight {rule['dense_weight']}"
-    return f"{given}, from the settings (the index's own: {chosen})"
 
 
 def register(app: typer.Typer) -> None:

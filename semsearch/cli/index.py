@@ -8,17 +8,16 @@ from typing import Annotated, Any
 
 import typer
 
+from semsearch.cli.engine import AddressOpt, EngineOpt, GpusOpt, WorkersOpt, ray_settings_of
 from semsearch.cli.options import (
     DEFAULT_ENCODER_OPTIONS,
     DeviceOpt,
     EncoderOptions,
     JsonOpt,
     QuietOpt,
-    help_safe,
     with_encoder_options,
 )
 from semsearch.corpus.base import ANSWER_NAMES, ID_NAMES, TEXT_NAMES
-from semsearch.errors import install_line
 
 FIELDS_PANEL = "Corpus fields"
 IndexArg = Annotated[Path, typer.Argument(help="Index folder, e.g. indexes/faq.")]
@@ -92,71 +91,6 @@ IndexTypeOpt = Annotated[
 ]
 
 
-ENGINE_PANEL = "Engine"
-EngineOpt = Annotated[
-    str,
-    typer.Option(
-        "--engine",
-        help="local (default: encode in this process) or ray (Ray workers read, encode and "
-        "write shards, assembled beside the output; "
-        f"{help_safe(install_line('ray'))}).",
-        rich_help_panel=ENGINE_PANEL,
-    ),
-]
-AddressOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--address",
-        help="Ray: auto (the running cluster), HOST:PORT or ray://HOST:PORT (default: "
-        "RAY_ADDRESS, else a local Ray on this machine's cores). A cluster from `ray start` "
-        "needs RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN or ~/.ray/auth_token.",
-        rich_help_panel=ENGINE_PANEL,
-    ),
-]
-WorkersOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--workers",
-        min=1,
-        help="Ray: encoder actors (default: one per CPU, or per --gpus-per-worker GPUs); "
-        "each uses the cluster's CPUs divided by the workers unless --threads is given.",
-        rich_help_panel=ENGINE_PANEL,
-    ),
-]
-GpusOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--gpus-per-worker",
-        min=0,
-        help="Ray: GPUs per encoder actor (default 0: encode on CPUs).",
-        rich_help_panel=ENGINE_PANEL,
-    ),
-]
-
-
-def _ray_settings(engine: str, address: str | None, workers: int | None, gpus: float | None) -> Any:
-    """The Ray engine's settings; None for the local engine, which takes none of them."""
-    if engine not in ("local", "ray"):
-        raise typer.BadParameter(f"unknown engine {engine!r}: choose local or ray")
-    given = [
-        flag
-        for flag, value in (
-            ("--address", address),
-            ("--workers", workers),
-            ("--gpus-per-worker", gpus),
-        )
-        if value is not None
-    ]
-    if engine == "local":
-        if given:
-            raise typer.BadParameter(f"{', '.join(given)} apply to --engine ray only")
-        return None
-    from semsearch.distributed.cluster import RaySettings, import_ray
-
-    import_ray()  # a missing Ray fails before any reading
-    return RaySettings(address, workers, gpus or 0.0)
-
-
 def _progress(quiet: bool) -> bool | None:
     return False if quiet else None  # None: a bar when stderr is a terminal
 
@@ -199,11 +133,11 @@ def index(
     """
     from semsearch.encoders import load_encoder
     from semsearch.index import IndexStore
+    from semsearch.index.guards import check_writable, refuse_foreign
     from semsearch.index.types import resolve_type
-    from semsearch.index.writes import check_writable, refuse_foreign
     from semsearch.search.adaptive import choose
 
-    ray_settings = _ray_settings(engine, address, workers, gpus_per_worker)
+    ray_settings = ray_settings_of(engine, address, workers, gpus_per_worker)
     settings = options.settings(index={"type": index_type})
     resolve_type(settings.index.type, 0)  # an unknown type fails before any reading
     refuse_foreign(output)  # and a folder it may not write, before the model loads
@@ -283,7 +217,7 @@ def add(
     the largest one in the index: it never replaces an entry.
     """
     from semsearch.config import IndexConfig
-    from semsearch.index.writes import check_writable
+    from semsearch.index.guards import check_writable
     from semsearch.search.engine import SearchEngine
 
     if index_path.exists():  # a folder it may not write fails before the model loads
@@ -336,7 +270,7 @@ def info(index_path: IndexArg, as_json: JsonOpt = False) -> None:
     """
     from semsearch.index import IndexStore
     from semsearch.index.fusion_choice import describe as describe_fusion
-    from semsearch.index.summary import describe_filters
+    from semsearch.index.summary import describe_filters, describe_parts
     from semsearch.index.threshold import describe
 
     details = IndexStore.open(index_path).info()
@@ -357,7 +291,7 @@ def info(index_path: IndexArg, as_json: JsonOpt = False) -> None:
         ("dim", encoder.get("dim")),
         ("max tokens", encoder.get("max_seq_length")),
         ("index type", f"{section['type']} ({section['faiss_factory']}) {section['params']}"),
-        ("parts", _parts(details["parts"])),
+        ("parts", describe_parts(details["parts"])),
         ("filters", describe_filters(details["filters"])),
         ("threshold", describe(details["threshold"], details["count"])),
         ("fusion", describe_fusion(details["fusion"], details["count"])),
@@ -372,16 +306,6 @@ def info(index_path: IndexArg, as_json: JsonOpt = False) -> None:
         lines.append(("leftovers", f"{', '.join(shown)}: {why}"))
     for key, value in lines:
         typer.echo(f"{key:>10}: {value}")
-
-
-def _parts(parts: dict[str, Any]) -> str:
-    """What hybrid search can use in this index, in words."""
-    if not parts.get("lexical"):
-        return "dense only (built before hybrid search: `semsearch index` rebuilds it)"
-    second = {"joint": "question + answer", "question": "the title alone"}.get(
-        parts.get("second") or ""
-    )
-    return "dense" + (f", a second view of {second}" if second else "") + ", lexical (BM25)"
 
 
 def _open_source(

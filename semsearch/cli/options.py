@@ -324,3 +324,28 @@ def read_lines(source: str) -> list[str]:
         line.decode("utf-8").removeprefix("\ufeff") if i == 0 else line.decode("utf-8")
         for i, line in enumerate(lines)
     ]
+
+
+# Data options of the `eval` commands
+DATA_PANEL = "Data"
+SplitOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--split",
+        help="With a folder: the split to read (sts: test; sweep: dev).",
+        rich_help_panel=DATA_PANEL,
+    ),
+]
+LimitOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--limit", help="Only the first N pairs (default: all).", rich_help_panel=DATA_PANEL
+    ),
+]
+StsFileArg = Annotated[
+    Path,
+    typer.Argument(
+        help="STS Benchmark file (tab-separated, 7 columns), a CSV/TSV with "
+        "sentence1,sentence2,score columns, or a folder such as ../shared/data/stsb."
+    ),
+]

@@ -60,7 +60,7 @@ TOKEN_HELP = (
 
 
 def _token_problem(address: str | None, exc: BaseException) -> ConfigError | None:
-    """A cluster with token authentication (Ray 2.60's `ray start --head` turns it on)
+    """A cluster with token authentication (a head node started by Ray 2.60 has it on)
     that refused this process, as one line naming what to set; None for other
     failures. Ray says it in an AuthenticationError a few causes deep (also where
     RAY_AUTH_MODE=token is set and no token is found)."""

@@ -69,3 +69,14 @@ def describe(data: dict[str, Any] | None, count: int) -> str:
     if isinstance(then, int) and then != count:
         text += f"; chosen on {then} entries, kept by add/delete (`semsearch index` chooses again)"
     return text
+
+
+def describe_in_force(fusion: dict[str, Any], count: int) -> str:
+    """The fusion hybrid ranked with, in words (eval retrieval's report of
+    `{"chosen": ..., "in_force": ...}`): the index's own, or the settings'."""
+    chosen = describe(fusion.get("chosen"), count)
+    rule = fusion.get("in_force", {})
+    if rule.get("source") != "settings":
+        return chosen
+    given = "rrf" if rule["fusion"] == "rrf" else f"convex, dense weight {rule['dense_weight']}"
+    return f"{given}, from the settings (the index's own: {chosen})"

@@ -227,3 +227,11 @@ class Manifest:
         except UnicodeDecodeError as exc:
             raise IndexFolderError(f"cannot read {path}: {exc}") from None
         return cls.from_json(text, source=str(path))
+
+
+def peek_version(path: Path) -> str | None:
+    """The folder's write token (Manifest.version), or None where it cannot be read."""
+    try:
+        return Manifest.read(path).version
+    except IndexFolderError:
+        return None

@@ -25,10 +25,11 @@ from semsearch.filters import Filter
 from semsearch.fingerprint import check as check_fingerprint
 from semsearch.index import threshold, types
 from semsearch.index.checks import check_counts, checked_manifest
+from semsearch.index.guards import check_writable, refuse_foreign, replaced_index, write_errors
 from semsearch.index.layout import RECORDS, SECOND, VECTORS
 from semsearch.index.lexical import LexicalIndex
 from semsearch.index.live import live_top
-from semsearch.index.manifest import Manifest, utc_now
+from semsearch.index.manifest import Manifest, peek_version, utc_now
 from semsearch.index.records import RecordStore
 from semsearch.index.selection import Selection, Selections
 from semsearch.index.summary import summary
@@ -41,13 +42,9 @@ from semsearch.index.writes import (
     VectorEncoder,
     WriteStats,
     check_ids,
-    check_writable,
     keep_fusion,
-    refuse_foreign,
-    replaced_index,
     save_folder,
     semsearch_version,
-    write_errors,
     write_new,
 )
 from semsearch.params import parse_k
@@ -100,15 +97,15 @@ class IndexStore:
         path = Path(path)
         for _ in range(_OPEN_ATTEMPTS):
             folder = atomic.interrupted(path) or path  # opening never changes a folder
-            before = _peek_version(folder)
+            before = peek_version(folder)
             try:
                 store = cls._load(folder)
                 store.path = path  # `folder` may be where a crash left it
             except IndexFolderError:
-                if _peek_version(folder) == before:
+                if peek_version(folder) == before:
                     raise
                 continue
-            if store.version == _peek_version(folder):
+            if store.version == peek_version(folder):
                 if folder != path:
                     log.warning(
                         "%s is missing after an interrupted write: reading the previous "
@@ -161,9 +158,8 @@ class IndexStore:
         """Encode every chunk (in this process, or with `engine`) and write a new index
         folder at `path`, replacing any index there only once the new one is complete.
 
-        `choose_fusion` (semsearch.search.adaptive.choose, which `semsearch index` and
-        `eval retrieval` pass) chooses the index's own hybrid fusion from the finished
-        folder, kept in its manifest; without it the index keeps none (the fixed one)."""
+        `choose_fusion` (semsearch.search.adaptive.choose) picks the index's own hybrid
+        fusion, kept in its manifest; without it the index keeps the fixed one."""
 
         def write(staging: Path, replaced: tuple[Path, Manifest] | None) -> int:
             truncated = write_new(
@@ -400,10 +396,3 @@ class IndexStore:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _peek_version(path: Path) -> str | None:
-    try:
-        return Manifest.read(path).version
-    except IndexFolderError:
-        return None

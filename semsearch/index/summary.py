@@ -57,3 +57,13 @@ def describe_filters(filters: dict[str, dict[str, Any]] | None) -> str:
         f"value{'s' * (field['values'] != 1)})"
         for name, field in filters.items()
     )
+
+
+def describe_parts(parts: dict[str, Any]) -> str:
+    """What hybrid search can use in this index, in words."""
+    if not parts.get("lexical"):
+        return "dense only (built before hybrid search: `semsearch index` rebuilds it)"
+    second = {"joint": "question + answer", "question": "the title alone"}.get(
+        parts.get("second") or ""
+    )
+    return "dense" + (f", a second view of {second}" if second else "") + ", lexical (BM25)"

@@ -94,7 +94,7 @@ def rrf(parts: list[np.ndarray], rrf_k: int, offset: int = 0) -> np.ndarray:
 @dataclass(frozen=True)
 class Rule:
     """The fusion hybrid questions are ranked with, and where it came from: "index" (the
-    index's own choice), "settings" (--fusion / --dense-weight / [search]) or "fixed"
+    index's own choice), "settings" (the fusion and dense_weight settings) or "fixed"
     (an index that kept no choice: the fixed default)."""
 
     fusion: str

@@ -86,4 +86,5 @@ def test_http_names_the_expected_field(tiny_sbert: Path, tmp_path: Path) -> None
             urllib.request.urlopen(request, timeout=30)
         body = json.loads(caught.value.read())
     assert caught.value.code == 422
-    assert body["detail"] == "q: unknown field; /search takes query, queries, k, threshold, mode"
+    expected = "q: unknown field; /search takes query, queries, k, threshold, mode, where"
+    assert body["detail"] == expected

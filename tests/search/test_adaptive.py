@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from semsearch.cli.eval import _fusion
 from semsearch.cli.main import app
 from semsearch.config import SearchConfig
 from semsearch.corpus import Record
 from semsearch.errors import IndexFolderError
 from semsearch.index import IndexStore
+from semsearch.index.fusion_choice import describe_in_force
 from semsearch.index.manifest import Manifest
 from semsearch.index.views import Parts
 from semsearch.index.writes import keep_fusion
@@ -296,12 +296,12 @@ def test_eval_retrieval_reports_the_choice_and_compares(tiny_sbert: Path, tmp_pa
     assert set(payload["modes"]) == {
         "hybrid", "dense", "lexical", "hybrid-fixed", "hybrid-adaptive",
     }  # fmt: skip
-    assert _fusion(payload["fusion"], 3) == (
+    assert describe_in_force(payload["fusion"], 3) == (
         "convex, dense weight 0.7, from the settings (the index's own: dense views 0.80 "
         f"(text 0.5 of them), BM25 0.20, minmax; {chosen['rule']})"
     )
     payload["fusion"]["in_force"]["source"] = "index"
-    assert _fusion(payload["fusion"], 3).startswith("dense views 0.80 (text 0.5 of them)")
+    assert describe_in_force(payload["fusion"], 3).startswith("dense views 0.80 (text 0.5 of them)")
 
 
 @pytest.mark.real
