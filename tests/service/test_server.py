@@ -404,22 +404,33 @@ def test_micro_batcher_drops_jobs_whose_caller_left() -> None:
 
 
 def test_concurrent_requests_share_encoder_calls(open_server: tuple[str, Any]) -> None:
+    """Micro-batched answers (on every worker at once) are the answers asked alone."""
     address, service = open_server
+    questions = [f"{QUESTIONS[i % 4]} {i}" for i in range(16)]
+    alone = [call(address, "POST", "/search", {"query": q, "k": 3})[1] for q in questions]
     before = service.batcher.stats.batches
     barrier = threading.Barrier(16)
-    statuses: list[int] = []
+    answers: dict[int, tuple[int, Any]] = {}
 
     def one(i: int) -> None:
         barrier.wait()
-        statuses.append(call(address, "POST", "/search", {"query": f"question number {i}"})[0])
+        status, body, _ = call(address, "POST", "/search", {"query": questions[i], "k": 3})
+        answers[i] = (status, body)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    assert statuses == [200] * 16
+    assert [answers[i][0] for i in range(16)] == [200] * 16
     assert service.batcher.stats.batches - before < 16 and service.batcher.stats.largest > 1
+    for i, single in enumerate(alone):
+        body = answers[i][1]
+        assert body["answered"] == single["answered"]
+        assert [r["id"] for r in body["results"]] == [r["id"] for r in single["results"]]
+        assert [r["score"] for r in body["results"]] == pytest.approx(
+            [r["score"] for r in single["results"]], abs=1e-5
+        )
 
 
 # -- hot reload ----------------------------------------------------------------------
