@@ -40,7 +40,7 @@ EXPECTED = {
     "scale.py": ["build texts/s  vs local", "ray, 1 worker", "driver alone"],
     "scale_ivfpq.py": ["recall@10", "ivfpq "],
     "search.py": ["vs ref  recall@10", "flat   onnx"],
-    "serve_load.py": ["during the big request", "req/s", "batched "],
+    "serve_load.py": ["q/s   p50 ms", "fp32     batched", "fp32     maximal"],
     "warm.py": ["20 questions, p50"],
 }
 
