@@ -294,6 +294,12 @@ def test_serve_config_from_toml(tmp_path: Path) -> None:
     config = load_serve_config(preset, port=9000)
     assert (config.max_k, config.batch_wait_ms, config.port) == (10, 1.5, 9000)
     assert config.host == "127.0.0.1" and config.batching
+    preset.write_text("[serve]\nworkers = 2\npiece_share = 0.5\n")
+    assert (load_serve_config(preset).workers, load_serve_config(preset).piece_share) == (2, 0.5)
+    for key, value in (("workers", -1), ("piece_share", 0), ("piece_share", 1.5)):
+        preset.write_text(f"[serve]\n{key} = {value}\n")
+        with pytest.raises(ConfigError, match=key):
+            load_serve_config(preset)
     preset.write_text("[serve]\nmax_kk = 10\n")
     with pytest.raises(ConfigError, match=r"unknown key.*max_kk"):
         load_serve_config(preset)
