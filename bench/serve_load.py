@@ -69,9 +69,6 @@ class ModeResult:
     mode: str
     clients: int
     seconds: float
-    backend: str = ""
-    big_done: list[float] = field(default_factory=list)
-    big_errors: list[str] = field(default_factory=list)
     requests: int = 0
     errors: int = 0
     error_kinds: dict[str, int] = field(default_factory=dict)
@@ -81,6 +78,9 @@ class ModeResult:
     p99_ms: float = 0.0
     max_ms: float = 0.0
     server: str = ""
+    backend: str = ""
+    big_done: list[float] = field(default_factory=list)  # seconds of each finished one
+    big_errors: list[str] = field(default_factory=list)
 
 
 def questions(corpus: Path) -> list[str]:
