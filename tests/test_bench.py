@@ -31,7 +31,13 @@ SCRIPTS = sorted(path.name for path in BENCH.glob("*.py") if path.name != "_comm
 
 # What each script's smoke output must show: its table's header or verdict line.
 EXPECTED = {
-    "cold.py": ["vs reference (median, min)", "semsearch query", "check: top ids"],
+    "cold.py": [
+        "vs reference (median, min)",
+        "semsearch query",
+        "check: top ids",
+        "whole-process encoding of 16 texts",
+        "semsearch embed --backend onnx-int8",
+    ],
     "encode.py": ["texts/s   ratio", "semsearch onnx", "sentence-transformers (batch 32)"],
     "eval.py": ["| benchmark | ours (x 100) | published | command |", "| BEIR sample"],
     "finetune.py": ["held out (corpus)", "dense nDCG@10 change:"],
