@@ -62,9 +62,8 @@ def build_service(
 
     config = config or ServeConfig()
     workers = config.workers or available_cores()
-    # Each batch worker encodes on its share of the cores; idle ONNX Runtime threads
-    # sleep: spinning ones starve the event loop on few cores.
-    overrides = {"spinning": False, "threads": max(1, available_cores() // workers)}
+    # each batch worker encodes on its share of the cores
+    overrides = {"threads": max(1, available_cores() // workers)}
     engine = SearchEngine.open(index_path, encoder=encoder, device=device, overrides=overrides)
     try:
         live = LiveIndex(

@@ -606,6 +606,12 @@ def test_cli_serve_errors(index: Path, tmp_path: Path, monkeypatch: pytest.Monke
     assert missing.exit_code == 1 and missing.stderr.startswith("semsearch: error: no index folder")
     bad = runner.invoke(app, ["serve", str(index), "--max-batch", "0"])
     assert bad.exit_code == 1 and "max_batch" in bad.stderr
+    for option, value, key in (
+        ("--piece-share", "2", "piece_share"),
+        ("--workers", "-1", "workers"),
+    ):  # noqa: E501
+        bad = runner.invoke(app, ["serve", str(index), option, value])
+        assert bad.exit_code == 1 and key in bad.stderr
     monkeypatch.setitem(sys.modules, "fastapi", None)  # as if the extra were not installed
     result = runner.invoke(app, ["serve", str(index)])
     assert result.exit_code == 1
