@@ -102,7 +102,7 @@ def serve(
         typer.Option(
             "--workers",
             help="Batch worker threads, each encoding on its share of the cores "
-            "(default 1; 0: one per core).",
+            "(default 0: one per core).",
             rich_help_panel=LIMITS_PANEL,
         ),
     ] = None,

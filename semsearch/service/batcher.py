@@ -1,12 +1,12 @@
 """Dynamic micro-batching: concurrent requests share one trip through the model.
 
-One model serves every request, from `workers` threads (one by default; each encodes
-on its share of the cores: `[serve] workers`). A worker handles one batch at a time:
-every job waiting when it turns to the queue (plus what arrives within `wait_ms` of
-the oldest, 0 by default), up to `max_batch` texts and `max_cost` work units (the
-service counts estimated tokens). Under load jobs pile up while the previous batches run, so batches
-form without any wait, and a lone question is answered at once. With batching off,
-jobs are handled one at a time (the benchmark's baseline).
+One model serves every request, from `workers` threads (the service starts one per
+core, each encoding on one core: `[serve] workers`). A worker handles one batch at a
+time: every job waiting when it turns to the queue (plus what arrives within `wait_ms`
+of the oldest, 0 by default), up to `max_batch` texts and `max_cost` work units (the
+service counts estimated tokens). Under load jobs pile up while the previous batches
+run, so batches form without any wait, and a lone question is answered at once. With
+batching off, jobs are handled one at a time (the benchmark's baseline).
 
 Requests are served first come, first served. A request worth more than one batch is
 cut by its caller into pieces of at most `max_cost` (`run_pieces`); pieces wait in a

@@ -33,7 +33,7 @@ class ServeConfig:
     max_batch: int = 64
     max_batch_tokens: int = 256  # estimated; bounds how long one batch holds the model
     piece_share: float = 0.25  # of the model's work for big requests while others wait
-    workers: int = 1  # batch worker threads, each on its share of the cores; 0: one per core
+    workers: int = 0  # batch worker threads, each on its share of the cores; 0: one per core
     reload_interval: float = 0.5
     graceful_timeout: float = 30.0
     access_log: bool = True

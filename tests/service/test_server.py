@@ -609,7 +609,7 @@ def test_cli_serve_errors(index: Path, tmp_path: Path, monkeypatch: pytest.Monke
     for option, value, key in (
         ("--piece-share", "2", "piece_share"),
         ("--workers", "-1", "workers"),
-    ):  # noqa: E501
+    ):
         bad = runner.invoke(app, ["serve", str(index), option, value])
         assert bad.exit_code == 1 and key in bad.stderr
     monkeypatch.setitem(sys.modules, "fastapi", None)  # as if the extra were not installed
