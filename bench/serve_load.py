@@ -1,23 +1,27 @@
 """Load test of `semsearch serve` on loopback: N concurrent clients for T seconds.
 
-    python bench/serve_load.py                       # 32 clients, 60 s, batched then single
-    python bench/serve_load.py --clients 8 --duration 10 --modes batched
-    python bench/serve_load.py --modes maximal        # questions while a maximal request runs
-    python bench/serve_load.py --smoke                # seconds: a tiny model's FAQ index, 2 clients
+    python bench/serve_load.py                 # fp32 and int8, 32 clients, 30 s a row
+    python bench/serve_load.py --backends onnx-int8 --clients 8 --duration 10
+    python bench/serve_load.py --modes batched,single      # micro-batching on and off
+    python bench/serve_load.py --workers 1     # the server's batch workers (0: one per core)
+    python bench/serve_load.py --smoke         # seconds: a tiny model's FAQ index, 2 clients
 
-For each mode it starts its own server process over the index (micro-batching on, then
-off: one request per encoder call), warms it up, lets every client send POST /search
-back to back over one keep-alive connection until the time is up, and reports
-requests/s, latency p50/p95/p99 and errors. The clients are a few lines of asyncio (no
-HTTP library), so on a small machine they take as little CPU as possible from the
-server. Everything is bounded: each request times out, the run stops by itself, and the
-server is shut down with SIGTERM (killed if it does not stop).
+For each backend (an index of --corpus built with `semsearch index --backend B`, once,
+under --index-dir) and each mode it starts its own server process with the defaults,
+warms it up, lets every client send POST /search {"query": ..., "k": 5} back to back
+over one keep-alive connection until the time is up, and reports questions/s, latency
+p50/p95/p99 and errors. Modes:
 
-Mode `maximal` asks whether one big request stalls everyone else: a few clients send
-single questions back to back while one client sends the largest request the server
-accepts (256 texts of 10,000 characters, k=100), several rounds. It reports the
-single questions' latency p50/p95/p99 while the big request runs, the same with the
-server otherwise idle, and the big request's own time.
+* batched: the server as shipped (micro-batching on);
+* maximal: the same, while one more client keeps the largest request the server
+  accepts (256 texts of 10,000 characters, k=100) in flight the whole time: it sends
+  the next as soon as one is answered. The row says how many finished and their times;
+* single: micro-batching off (one request per encoder call), the baseline.
+
+The clients are a few lines of asyncio (no HTTP library), so on a small machine they
+take as little CPU as possible from the server. Everything is bounded: each request
+times out, the run stops by itself, and the server is shut down with SIGTERM (killed
+if it does not stop).
 """
 
 from __future__ import annotations
@@ -49,13 +53,14 @@ SERVER = """
 import sys
 from semsearch.service.config import ServeConfig
 from semsearch.service.server import build_service, serve
-index, batching, wait_ms, max_batch = sys.argv[1:5]
+index, batching, wait_ms, max_batch, workers = sys.argv[1:6]
 config = ServeConfig(
     port=0, batching=batching == "on", batch_wait_ms=float(wait_ms), max_batch=int(max_batch),
-    access_log=False,
+    workers=int(workers), access_log=False,
 )
 serve(build_service(index, config), config, log_level="warning")
 """
+BACKENDS = {"onnx": "fp32", "onnx-int8": "int8"}
 REQUEST_TIMEOUT = 30.0
 
 
@@ -73,6 +78,9 @@ class ModeResult:
     p99_ms: float = 0.0
     max_ms: float = 0.0
     server: str = ""
+    backend: str = ""
+    big_done: list[float] = field(default_factory=list)  # seconds of each finished one
+    big_errors: list[str] = field(default_factory=list)
 
 
 def questions(corpus: Path) -> list[str]:
@@ -169,34 +177,9 @@ async def load(
     return result
 
 
-# -- mode "maximal": single questions while the largest allowed request runs --------------------
+# -- mode "maximal": one maximal request in flight all along -----------------------------------
 
-BIG_TIMEOUT = 300.0
-
-
-@dataclass
-class MaximalResult:
-    mode: str
-    clients: int
-    rounds: int
-    big_texts: int
-    big_chars: int
-    big_k: int
-    big_seconds: list[float] = field(default_factory=list)
-    big_errors: list[str] = field(default_factory=list)
-    idle: dict[str, float] = field(default_factory=dict)
-    during: dict[str, float] = field(default_factory=dict)
-    errors: int = 0
-    error_kinds: dict[str, int] = field(default_factory=dict)
-    server: str = ""
-
-
-def percentiles(latencies: list[float]) -> dict[str, float]:
-    """Count and p50/p95/p99/max in milliseconds."""
-    if not latencies:
-        return {"requests": 0}
-    p50, p95, p99, top = (round(v, 1) for v in _common.percentiles_ms(latencies, [50, 95, 99, 100]))
-    return {"requests": len(latencies), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "max_ms": top}
+BIG_TIMEOUT = 600.0
 
 
 def maximal_body(texts: list[str], count: int, chars: int, k: int) -> bytes:
@@ -210,120 +193,55 @@ def maximal_body(texts: list[str], count: int, chars: int, k: int) -> bytes:
     return json.dumps({"queries": items, "k": k}).encode()
 
 
-async def singles(
-    host: str, port: int, texts: list[str], offset: int, stop: asyncio.Event,
-    samples: list[tuple[float, float]], errors: dict[str, int],
-) -> None:  # fmt: skip
-    """One question at a time until `stop`; records (start, latency) of each answer."""
+async def big_requests(
+    host: str, port: int, body: bytes, stop: asyncio.Event, result: ModeResult
+) -> None:
+    """One maximal request after another until `stop`; the last is awaited to its end."""
     connection = Connection(host, port)
-    i = offset
     try:
         while not stop.is_set():
-            payload = json.dumps({"query": texts[i % len(texts)], "k": 5}).encode()
-            i += 7
             started = time.perf_counter()
             try:
-                status, body = await asyncio.wait_for(
-                    connection.post("/search", payload), BIG_TIMEOUT
+                status, answer = await asyncio.wait_for(
+                    connection.post("/search", body), BIG_TIMEOUT
                 )
-                kind = None if status == 200 and b'"results"' in body else f"HTTP {status}"
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
-                kind = type(exc).__name__
+                if status == 200:
+                    result.big_done.append(round(time.perf_counter() - started, 2))
+                else:
+                    result.big_errors.append(f"HTTP {status}: {answer[:200]!r}")
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as exc:
+                result.big_errors.append(type(exc).__name__)
                 await connection.close()
-            if kind is None:
-                samples.append((started, time.perf_counter() - started))
-            else:
-                errors[kind] = errors.get(kind, 0) + 1
     finally:
         await connection.close()
 
 
-async def maximal(url: str, texts: list[str], args: argparse.Namespace) -> MaximalResult:
+async def load_with_big(url: str, texts: list[str], args: argparse.Namespace) -> ModeResult:
+    """`load` while one maximal request is in flight from the window's start to its end."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
     body = maximal_body(texts, args.big_texts, args.big_chars, args.big_k)
-    result = MaximalResult(
-        "maximal", args.singles, args.rounds, args.big_texts, args.big_chars, args.big_k
-    )
-
-    async def with_singles(seconds: float | None) -> tuple[list[tuple[float, float]], float, float]:
-        """Run the single-question clients alone for `seconds`, or around one big request."""
-        stop = asyncio.Event()
-        samples: list[tuple[float, float]] = []
-        tasks = [
-            asyncio.create_task(
-                singles(host, int(port), texts, n * 13, stop, samples, result.error_kinds)
-            )
-            for n in range(args.singles)
-        ]
-        await asyncio.sleep(0.3)  # the clients are busy before the window opens
-        start = time.perf_counter()
-        if seconds is not None:
-            await asyncio.sleep(seconds)
-        else:
-            big = Connection(host, int(port))
-            try:
-                status, answer = await asyncio.wait_for(big.post("/search", body), BIG_TIMEOUT)
-                if status != 200:
-                    result.big_errors.append(f"HTTP {status}: {answer[:200]!r}")
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as exc:
-                result.big_errors.append(type(exc).__name__)
-            finally:
-                await big.close()
-        end = time.perf_counter()
-        stop.set()
-        await asyncio.gather(*tasks)
-        return samples, start, end
-
-    samples, start, end = await with_singles(args.warmup)  # warm-up, then the idle baseline
-    samples, start, end = await with_singles(args.idle)
-    result.idle = percentiles([lat for began, lat in samples if start <= began <= end])
-    during: list[float] = []
-    for _ in range(args.rounds):
-        samples, start, end = await with_singles(None)
-        result.big_seconds.append(round(end - start, 2))
-        during.extend(lat for began, lat in samples if start <= began <= end)
-    result.during = percentiles(during)
-    result.errors = sum(result.error_kinds.values()) + len(result.big_errors)
+    stop = asyncio.Event()
+    holder = ModeResult("maximal", args.clients, 0.0)
+    big = asyncio.create_task(big_requests(host, int(port), body, stop, holder))
+    await asyncio.sleep(0.5)  # the big request is parsed and its pieces queued
+    result = await load(url, texts, args.clients, args.duration, record=True)
+    stop.set()
+    await big
+    result.big_done, result.big_errors = holder.big_done, holder.big_errors
+    result.errors += len(holder.big_errors)
     return result
-
-
-def run_maximal(args: argparse.Namespace, texts: list[str]) -> MaximalResult:
-    process, url, lines = start_server(args.index, True, args.batch_wait_ms, args.max_batch)
-    try:
-        result = asyncio.run(maximal(url, texts, args))
-    finally:
-        stop_server(process)
-    time.sleep(0.2)
-    stopped = [line for line in lines if "stopped after" in line]
-    result.server = stopped[-1].split("stopped after ", 1)[1].strip() if stopped else ""
-    return result
-
-
-def print_maximal(r: MaximalResult) -> None:
-    print(
-        f"\nsingle questions from {r.clients} clients while one request of {r.big_texts} "
-        f"texts x {r.big_chars} characters, k={r.big_k} runs ({r.rounds} rounds)"
-    )
-    print(f"{'window':<22} {'requests':>9} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9} {'max ms':>9}")
-    for name, row in (("idle server", r.idle), ("during the big request", r.during)):
-        cells = " ".join(f"{row.get(c, 0):>9}" for c in ("p50_ms", "p95_ms", "p99_ms", "max_ms"))
-        print(f"{name:<22} {row.get('requests', 0):>9} {cells}")
-    print(f"big request: {', '.join(f'{s:.2f}' for s in r.big_seconds)} s")
-    if r.errors:
-        print(f"errors: {r.error_kinds} {r.big_errors}")
-    print(f"maximal server: {r.server} (warm-up included)")
 
 
 # -- the server process ------------------------------------------------------------------------
 
 
 def start_server(
-    index: Path, batching: bool, wait_ms: float, max_batch: int
+    index: Path, batching: bool, wait_ms: float, max_batch: int, workers: int = 0
 ) -> tuple[subprocess.Popen, str, list[str]]:
     """Start a server process; returns it, its URL, and its stderr lines as they come."""
     process = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(index), "on" if batching else "off", str(wait_ms),
-         str(max_batch)],
+         str(max_batch), str(workers)],
         stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip
     assert process.stderr is not None
@@ -352,12 +270,16 @@ def stop_server(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def run_mode(args: argparse.Namespace, texts: list[str], batching: bool) -> ModeResult:
-    mode = "batched" if batching else "single"
-    process, url, lines = start_server(args.index, batching, args.batch_wait_ms, args.max_batch)
+def run_mode(args: argparse.Namespace, index: Path, texts: list[str], mode: str) -> ModeResult:
+    process, url, lines = start_server(
+        index, mode != "single", args.batch_wait_ms, args.max_batch, args.workers
+    )
     try:
         asyncio.run(load(url, texts, args.clients, args.warmup, record=False))
-        result = asyncio.run(load(url, texts, args.clients, args.duration, record=True))
+        if mode == "maximal":
+            result = asyncio.run(load_with_big(url, texts, args))
+        else:
+            result = asyncio.run(load(url, texts, args.clients, args.duration, record=True))
     finally:
         stop_server(process)
     result.mode = mode
@@ -367,12 +289,14 @@ def run_mode(args: argparse.Namespace, texts: list[str], batching: bool) -> Mode
     return result
 
 
-def ensure_index(index: Path, corpus: Path, model: list[str], smoke: bool = False) -> None:
+def ensure_index(
+    index: Path, corpus: Path, model: list[str], smoke: bool = False, backend: str = "onnx"
+) -> None:
     """`semsearch index CORPUS -o INDEX` where INDEX is absent (--smoke: in this process)."""
     if (index / "manifest.json").is_file():
         return
     print(f"building {index} from {corpus} ...", file=sys.stderr)
-    command = ["index", str(corpus), "-o", str(index), *model]
+    command = ["index", str(corpus), "-o", str(index), "--backend", backend, *model]
     if smoke:
         done = _common.semsearch(command, in_process=True)
         if done.returncode != 0:
@@ -388,35 +312,60 @@ def smoke_size(args: argparse.Namespace) -> list[str]:
     the options of the index build."""
     folder = tempfile.mkdtemp(prefix="semsearch-bench-serve-")
     atexit.register(shutil.rmtree, folder, True)
-    args.index = Path(folder) / "index"
+    args.index_dir = Path(folder)
     args.clients, args.duration, args.warmup, args.modes = 2, 0.3, 0.05, "batched,maximal"
-    args.rounds, args.singles, args.idle = 1, 1, 0.2
+    args.backends = "onnx"
     args.big_texts, args.big_chars, args.big_k = 8, 300, 5
     return ["--model", str(_common.smoke_model(args))]
+
+
+def print_table(results: list[ModeResult], args: argparse.Namespace) -> None:
+    print(f"\n{args.clients} clients x {args.duration:g} s a row, POST /search one question, k=5")
+    print(
+        f"big request: {args.big_texts} texts x {args.big_chars} characters, k={args.big_k}, "
+        "one in flight all along (mode maximal)"
+    )
+    columns = ("clients", "q/s", "p50 ms", "p95 ms", "p99 ms", "errors")
+    print(f"{'backend':<8} {'mode':<8} " + " ".join(f"{c:>8}" for c in columns) + "  big requests")
+    for r in results:
+        big = ""
+        if r.mode == "maximal":
+            done = sorted(r.big_done)
+            big = f"{len(done)} done"
+            if done:
+                big += f", median {done[len(done) // 2]:.1f} s, longest {done[-1]:.1f} s"
+            if r.big_errors:
+                big += f"; failed: {', '.join(r.big_errors)}"
+        print(
+            f"{r.backend:<8} {r.mode:<8} {r.clients:>8} {r.rps:>8.1f} {r.p50_ms:>8.1f} "
+            f"{r.p95_ms:>8.1f} {r.p99_ms:>8.1f} {r.errors:>8}  {big}"
+        )
+    for r in results:
+        print(f"{r.backend} {r.mode} server: {r.server} (warm-up included)")
+        if r.error_kinds:
+            print(f"{r.backend} {r.mode} errors: {r.error_kinds}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--index", type=Path, default=ROOT / "indexes" / "demo")
+    parser.add_argument("--index-dir", type=Path, default=ROOT / "indexes",
+                        help="holds the indexes serve-load-BACKEND (built if absent)")  # fmt: skip
     parser.add_argument("--corpus", type=Path, default=ROOT / "examples" / "faq.csv",
                         help="questions are taken from its 'question' column (and indexed "
-                        "into --index when that does not exist yet)")  # fmt: skip
+                        "when the index does not exist yet)")  # fmt: skip
+    parser.add_argument("--backends", default="onnx,onnx-int8", help="onnx and/or onnx-int8")
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds per mode")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds a row")
     parser.add_argument("--warmup", type=float, default=3.0, help="unrecorded seconds first")
-    parser.add_argument("--modes", default="batched,single,maximal",
-                        help="any of batched, single, maximal")  # fmt: skip
+    parser.add_argument("--modes", default="batched,maximal",
+                        help="any of batched, maximal, single")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=0, help="[serve] workers (0: default)")
     parser.add_argument("--batch-wait-ms", type=float, default=0.0)
     parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--json", type=Path, help="also write the results here")
     maximal_options = parser.add_argument_group("mode maximal")
-    maximal_options.add_argument("--rounds", type=int, default=3, help="big requests in turn")
-    maximal_options.add_argument("--singles", type=int, default=2,
-                                 help="clients sending single questions")  # fmt: skip
-    maximal_options.add_argument("--idle", type=float, default=5.0,
-                                 help="seconds of questions alone (the baseline)")  # fmt: skip
     maximal_options.add_argument("--big-texts", type=int, default=256)
     maximal_options.add_argument("--big-chars", type=int, default=10_000)
     maximal_options.add_argument("--big-k", type=int, default=100)
@@ -425,38 +374,40 @@ def main() -> None:
     model = smoke_size(args) if args.smoke else []
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or set(modes) - {"batched", "single", "maximal"}:
-        parser.error("--modes takes batched, single and/or maximal")
-    if min(args.clients, args.singles, args.rounds, args.big_texts, args.big_chars, args.big_k) < 1:
-        parser.error("--clients, --singles, --rounds and the --big-* options must be at least 1")
-    if args.duration <= 0 or args.idle <= 0:
-        parser.error("--duration and --idle must be positive")
-    ensure_index(args.index, args.corpus, model, args.smoke)
+        parser.error("--modes takes batched, maximal and/or single")
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if not backends or set(backends) - set(BACKENDS):
+        parser.error("--backends takes onnx and/or onnx-int8")
+    if min(args.clients, args.big_texts, args.big_chars, args.big_k) < 1 or args.workers < 0:
+        parser.error("--clients and the --big-* options must be at least 1, --workers >= 0")
+    if args.duration <= 0:
+        parser.error("--duration must be positive")
     texts = questions(args.corpus)
-    results = [run_mode(args, texts, mode == "batched") for mode in modes if mode != "maximal"]
-    big = run_maximal(args, texts) if "maximal" in modes else None
-
+    load_before = os.getloadavg()
+    results = []
+    for backend in backends:
+        index = args.index_dir / f"serve-load-{backend}"
+        ensure_index(index, args.corpus, model, args.smoke, backend)
+        for mode in modes:
+            results.append(run_mode(args, index, texts, mode))
+            results[-1].backend = BACKENDS[backend]
     machine = platform.processor() or platform.machine()
-    load = os.getloadavg()[0]
-    print(f"\n{args.index}: {os.cpu_count()} CPUs, {machine}, load average {load:.2f}")
-    if big is not None:
-        print_maximal(big)
+    load_after = os.getloadavg()
+    print(
+        f"\n{args.corpus.name}: {os.cpu_count()} CPUs, {machine}, load average "
+        f"{load_before[0]:.2f} before, {load_after[0]:.2f} after"
+    )
+    print_table(results, args)
     if args.json:
-        found = [asdict(r) for r in results] + ([asdict(big)] if big is not None else [])
-        args.json.write_text(json.dumps(found, indent=2) + "\n")
-    if not results:
-        sys.exit(1 if big is not None and big.errors else 0)
-    print(f"\n{args.clients} clients x {args.duration:g} s per mode")
-    columns = ("requests", "req/s", "p50 ms", "p95 ms", "p99 ms")
-    print(f"{'mode':<8} " + " ".join(f"{c:>9}" for c in columns) + f" {'errors':>7}")
-    for r in results:
-        print(f"{r.mode:<8} {r.requests:>9} {r.rps:>9.1f} {r.p50_ms:>9.1f} {r.p95_ms:>9.1f} "
-              f"{r.p99_ms:>9.1f} {r.errors:>7}")  # fmt: skip
-    for r in results:
-        print(f"{r.mode} server: {r.server} (warm-up included)")
-    by_mode = {r.mode: r for r in results}
-    if {"batched", "single"} <= set(by_mode) and by_mode["single"].rps:
-        print(f"micro-batching speed-up: {by_mode['batched'].rps / by_mode['single'].rps:.2f}x")
-    if any(r.errors for r in results) or (big is not None and big.errors):
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+    by_mode = {(r.backend, r.mode): r for r in results}
+    for backend in backends:
+        name = BACKENDS[backend]
+        single, batched = by_mode.get((name, "single")), by_mode.get((name, "batched"))
+        if single is not None and batched is not None and single.rps:
+            speedup = batched.rps / single.rps
+            print(f"{name} micro-batching speed-up: {speedup:.2f}x")
+    if any(r.errors for r in results):
         sys.exit(1)
 
 

@@ -90,7 +90,6 @@ class EncoderConfig:
     backend: str = "auto"
     threads: int | None = None
     cuda_dtype: str = "float16"
-    spinning: bool = True  # ONNX Runtime's idle threads spin-wait; `serve` turns it off
 
     def __post_init__(self) -> None:
         _choice("encoder", self.kind, ENCODER_KINDS, "kind")

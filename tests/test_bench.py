@@ -32,7 +32,13 @@ SCRIPTS = sorted(path.name for path in BENCH.glob("*.py") if path.name != "_comm
 # What each script's smoke output must show: its table's header or verdict line.
 EXPECTED = {
     "adaptive.py": ["| set | dense | fixed hybrid | adaptive", "What each index chose"],
-    "cold.py": ["vs reference (median, min)", "semsearch query", "check: top ids"],
+    "cold.py": [
+        "vs reference (median, min)",
+        "semsearch query",
+        "check: top ids",
+        "whole-process encoding of 16 texts",
+        "semsearch embed --backend onnx-int8",
+    ],
     "encode.py": ["texts/s   ratio", "semsearch onnx", "sentence-transformers (batch 32)"],
     "eval.py": ["| benchmark | ours (x 100) | published | command |", "| BEIR sample"],
     "filters.py": ["| type | filter | selected | first ms", "| hnsw | 50% |"],
@@ -42,7 +48,7 @@ EXPECTED = {
     "scale.py": ["build texts/s  vs local", "ray, 1 worker", "driver alone"],
     "scale_ivfpq.py": ["recall@10", "ivfpq "],
     "search.py": ["vs ref  recall@10", "flat   onnx"],
-    "serve_load.py": ["during the big request", "req/s", "batched "],
+    "serve_load.py": ["q/s   p50 ms", "fp32     batched", "fp32     maximal"],
     "warm.py": ["20 questions, p50"],
 }
 

@@ -124,14 +124,15 @@ def embed(
     text_i_units (the tokens or words) and text_i_spans (character offsets); it loads
     with numpy.load(path) and no pickle.
     """
-    from semsearch.encoders.words import token_vectors, word_vectors
-
     if per_token and per_word:
         raise InputError("choose one of --tokens and --words")
     texts = read_lines(source)
     encoder = options.encoder()
     output.parent.mkdir(parents=True, exist_ok=True)
     if per_token or per_word:
+        # only here: token vectors need torch, sentence vectors from ONNX do not
+        from semsearch.encoders.words import token_vectors, word_vectors
+
         pieces = (
             word_vectors(encoder, texts, merge=merge) if per_word else token_vectors(encoder, texts)
         )

@@ -44,6 +44,7 @@ FLAGS = {
     "api_key": "--api-key",
     "port": "--port",
     "max_batch_tokens": "--max-batch-tokens",
+    "piece_share": "--piece-share",
     "max_connections": "--max-connections",
     "header_timeout": "--header-timeout",
     "body_timeout": "--body-timeout",

@@ -88,6 +88,24 @@ def serve(
             rich_help_panel=LIMITS_PANEL,
         ),
     ] = None,
+    piece_share: Annotated[
+        float | None,
+        typer.Option(
+            "--piece-share",
+            help="Part of the model's work that big requests' pieces get while other "
+            "requests wait (default 0.25).",
+            rich_help_panel=LIMITS_PANEL,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Batch worker threads, each encoding on its share of the cores "
+            "(default 0: one per core).",
+            rich_help_panel=LIMITS_PANEL,
+        ),
+    ] = None,
     max_connections: Annotated[
         int | None,
         typer.Option(
@@ -168,6 +186,8 @@ def serve(
         batch_wait_ms=batch_wait_ms,
         max_batch=max_batch,
         max_batch_tokens=max_batch_tokens,
+        piece_share=piece_share,
+        workers=workers,
         max_connections=max_connections,
         header_timeout=header_timeout,
         body_timeout=body_timeout,

@@ -67,7 +67,7 @@ def load_encoder(config: EncoderConfig | None = None, **overrides: Any) -> Encod
                 tokenizer,
                 backend=backend,
                 device=device,
-                runner=lambda encoder: cached.runner(encoder.threads, config.spinning),
+                runner=lambda encoder: cached.runner(encoder.threads),
                 torch_model=load_torch,
             )
     model = load_torch()
@@ -79,7 +79,7 @@ def load_encoder(config: EncoderConfig | None = None, **overrides: Any) -> Encod
             )
         from semsearch.encoders import onnx
 
-        return onnx.export(model, encoder.precision).runner(encoder.threads, config.spinning)
+        return onnx.export(model, encoder.precision).runner(encoder.threads)
 
     return Encoder(
         config,

@@ -109,11 +109,11 @@ class Export:
     tokenizer: Path | None
     precision: str
 
-    def runner(self, threads: int, spinning: bool = True) -> OnnxRunner | RowwiseOnnxRunner:
+    def runner(self, threads: int) -> OnnxRunner | RowwiseOnnxRunner:
         """int8 runs each text alone: its activation scales must not see the batch."""
         if self.precision == "int8":
             return RowwiseOnnxRunner(self.path, self.spec.input_names, threads)
-        return OnnxRunner(self.path, self.spec.input_names, threads, spinning)
+        return OnnxRunner(self.path, self.spec.input_names, threads)
 
 
 def find_export(config: EncoderConfig, folder: Path, precision: str) -> Export | None:

@@ -8,6 +8,7 @@ goes through transformers' wrapper instead.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +35,9 @@ class FastTokenizer:
         self.backend = backend
         self.pad_id = pad_id
         self.with_types = with_types
+        # the service's workers tokenise at once: setting truncation while another
+        # thread's encode_batch runs would fail (the Rust object is borrowed)
+        self._lock = threading.Lock()
 
     @classmethod
     def from_file(cls, path: Path, *, pad_id: int, with_types: bool) -> FastTokenizer:
@@ -55,10 +59,11 @@ class FastTokenizer:
     ) -> tuple[Rows, int]:
         # Set on every call: transformers' wrapper, which may share this backend, sets
         # its own truncation and padding on each of its calls too.
-        self.backend.enable_truncation(max_length, strategy="longest_first")
-        self.backend.no_padding()
         inputs = list(texts) if pairs is None else list(zip(texts, pairs, strict=True))
-        encodings = self.backend.encode_batch(inputs, add_special_tokens=True)
+        with self._lock:
+            self.backend.enable_truncation(max_length, strategy="longest_first")
+            self.backend.no_padding()
+            encodings = self.backend.encode_batch(inputs, add_special_tokens=True)
         rows = []
         for encoding in encodings:
             row = {"input_ids": encoding.ids, "special_tokens_mask": encoding.special_tokens_mask}

@@ -39,14 +39,11 @@ def live_top(
     fetch = min(2 * k, total) if dead else k
     while True:
         scores, ids = index.search(queries, fetch)
-        found = [
-            [
-                (int(i), float(s))
-                for i, s in zip(row_ids, row_scores, strict=True)
-                if i >= 0 and i not in dead
-            ][:k]
-            for row_ids, row_scores in zip(ids, scores, strict=True)
-        ]
+        found = []
+        # Python numbers at once (tolist): int() and float() on each element cost more
+        for row_ids, row_scores in zip(ids.tolist(), scores.tolist(), strict=True):
+            hits = zip(row_ids, row_scores, strict=True)
+            found.append([(i, s) for i, s in hits if i >= 0 and i not in dead][:k])
         if not dead or fetch >= total or all(len(hits) == k for hits in found):
             return found
         fetch = min(4 * fetch, total)

@@ -32,6 +32,8 @@ class ServeConfig:
     batch_wait_ms: float = 0.0  # greedy: a batch is whatever queued while the last one ran
     max_batch: int = 64
     max_batch_tokens: int = 256  # estimated; bounds how long one batch holds the model
+    piece_share: float = 0.25  # of the model's work for big requests while others wait
+    workers: int = 0  # batch worker threads, each on its share of the cores; 0: one per core
     reload_interval: float = 0.5
     graceful_timeout: float = 30.0
     access_log: bool = True
@@ -57,6 +59,12 @@ class ServeConfig:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"[serve] {name} must be at least 1", setting=name)
+        if not 0 < self.piece_share <= 1:
+            raise ConfigError(
+                "[serve] piece_share must be a fraction in (0, 1]", setting="piece_share"
+            )
+        if self.workers < 0:
+            raise ConfigError("[serve] workers must be 0 (one per core) or more", setting="workers")
         if not 0 <= self.batch_wait_ms <= 1000:
             raise ConfigError("[serve] batch_wait_ms must be between 0 and 1000 milliseconds")
         if self.reload_interval <= 0:

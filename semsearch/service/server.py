@@ -53,6 +53,7 @@ def build_service(
     encoder: Any = None,
 ) -> Service:
     """Open the index and its encoder (from the manifest unless one is given)."""
+    from semsearch.encoders.runners import available_cores
     from semsearch.search.engine import SearchEngine
     from semsearch.service.app import create_app
     from semsearch.service.batcher import MicroBatcher
@@ -60,8 +61,9 @@ def build_service(
     from semsearch.service.live import LiveIndex
 
     config = config or ServeConfig()
-    # idle ONNX Runtime threads sleep: spinning ones starve the event loop on few cores
-    overrides = {"spinning": False}
+    workers = config.workers or available_cores()
+    # each batch worker encodes on its share of the cores
+    overrides = {"threads": max(1, available_cores() // workers)}
     engine = SearchEngine.open(index_path, encoder=encoder, device=device, overrides=overrides)
     try:
         live = LiveIndex(
@@ -80,6 +82,8 @@ def build_service(
         wait_ms=config.batch_wait_ms,
         max_batch=config.max_batch,
         max_cost=config.max_batch_tokens,
+        workers=workers,
+        piece_share=config.piece_share,
     )
     return Service(create_app(live, batcher, config), live, batcher)
 
@@ -173,6 +177,7 @@ def serve(service: Service, config: ServeConfig, log_level: str = "info") -> Non
     notes = [f"threshold {shown_threshold(threshold)}"]
     notes.append("API key required" if config.api_key else "no API key")
     notes.append("micro-batching on" if config.batching else "micro-batching off")
+    notes.append(f"{service.batcher.workers} worker(s)")
     _log_to_stderr()
     log.info(
         "semsearch: serving %s (%d entries) at %s (%s); search page %s/, API docs %s/docs",

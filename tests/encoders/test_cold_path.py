@@ -93,10 +93,17 @@ def test_one_shot_query_imports_no_torch(cached: tuple[Path, Path]) -> None:
     assert "[export-pdf" in out
 
 
-def test_similarity_tokens_python_and_serve_start_import_no_torch(
-    cached: tuple[Path, Path], tiny_sbert: Path
+def test_similarity_tokens_embed_python_and_serve_start_import_no_torch(
+    cached: tuple[Path, Path], tiny_sbert: Path, tmp_path: Path
 ) -> None:
     index, cache = cached
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a cat\na dog\n", encoding="utf-8")
+    model = ["--model", str(tiny_sbert), "--backend", "onnx"]
+    out, heavy = run_python(CLI, "embed", str(texts), "-o", str(tmp_path / "v.npy"), *model,
+                            "--json", cache=cache)  # fmt: skip
+    assert heavy == [] and json.loads(out)["texts"] == 2  # --tokens/--words need torch
+    assert np.load(tmp_path / "v.npy").shape[0] == 2
     out, heavy = run_python(
         CLI, "similarity", "a cat", "a dog", "--model", str(tiny_sbert), "--json", cache=cache
     )

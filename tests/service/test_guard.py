@@ -313,3 +313,61 @@ def test_pieces_take_turns_with_other_requests() -> None:
         batcher.stop()
     # one piece, then the requests waiting (one batch), then the next piece
     assert seen == [["first"], ["p1"], ["a", "b"], ["p2"], ["p3"]]
+
+
+def test_pieces_get_their_share_while_others_wait() -> None:
+    seen: list[list[str]] = []
+    gate = threading.Event()
+
+    def process(jobs: list[str]) -> list[str]:
+        seen.append(list(jobs))
+        gate.wait(10)
+        return jobs
+
+    batcher: MicroBatcher = MicroBatcher(process, max_batch=8, max_cost=10, piece_share=0.25)
+    batcher.start()
+    try:
+        first = batcher.submit("first")
+        while not seen:
+            time.sleep(0.01)
+        pieces = [batcher.submit(f"p{i}", 1, cost=10, piece=True) for i in (1, 2, 3)]
+        others = [batcher.submit(f"q{i}") for i in range(40)]
+        gate.set()
+        assert [f.result(10) for f in (first, *pieces)] == ["first", "p1", "p2", "p3"]
+        assert [f.result(10) for f in others] == [f"q{i}" for i in range(40)]
+    finally:
+        batcher.stop()
+    shape = [job[0] if job[0].startswith("p") else len(job) for job in seen[1:]]
+    # a piece (10), then others until the pieces' 10 are at most a quarter of the cost
+    # run (32 after four batches of 8), a piece, the last batch, and the last piece
+    assert shape == ["p1", 8, 8, 8, 8, "p2", 8, "p3"]
+
+
+def test_with_two_workers_a_piece_never_holds_up_the_others() -> None:
+    """One worker runs the piece; the other answers the waiting requests meanwhile, and
+    a second piece waits for the first (at most workers - 1 pieces at a time)."""
+    answered = threading.Event()
+    running: list[str] = []
+    most = [0]
+
+    def process(jobs: list[str]) -> list[str]:
+        running.extend(jobs)
+        most[0] = max(most[0], sum(job.startswith("p") for job in running))
+        if jobs[0].startswith("p"):
+            assert answered.wait(10), "the question waited for the piece"
+        for job in jobs:
+            running.remove(job)
+        return jobs
+
+    batcher: MicroBatcher = MicroBatcher(process, max_cost=10, workers=2)
+    batcher.start()
+    try:
+        pieces = [batcher.submit(f"p{i}", 1, cost=10, piece=True) for i in (1, 2)]
+        while not running:
+            time.sleep(0.01)
+        assert batcher.submit("question").result(10) == "question"
+        answered.set()
+        assert [f.result(10) for f in pieces] == ["p1", "p2"]
+    finally:
+        batcher.stop()
+    assert most[0] == 1

@@ -294,6 +294,12 @@ def test_serve_config_from_toml(tmp_path: Path) -> None:
     config = load_serve_config(preset, port=9000)
     assert (config.max_k, config.batch_wait_ms, config.port) == (10, 1.5, 9000)
     assert config.host == "127.0.0.1" and config.batching
+    preset.write_text("[serve]\nworkers = 2\npiece_share = 0.5\n")
+    assert (load_serve_config(preset).workers, load_serve_config(preset).piece_share) == (2, 0.5)
+    for key, value in (("workers", -1), ("piece_share", 0), ("piece_share", 1.5)):
+        preset.write_text(f"[serve]\n{key} = {value}\n")
+        with pytest.raises(ConfigError, match=key):
+            load_serve_config(preset)
     preset.write_text("[serve]\nmax_kk = 10\n")
     with pytest.raises(ConfigError, match=r"unknown key.*max_kk"):
         load_serve_config(preset)
@@ -404,22 +410,33 @@ def test_micro_batcher_drops_jobs_whose_caller_left() -> None:
 
 
 def test_concurrent_requests_share_encoder_calls(open_server: tuple[str, Any]) -> None:
+    """Micro-batched answers (on every worker at once) are the answers asked alone."""
     address, service = open_server
+    questions = [f"{QUESTIONS[i % 4]} {i}" for i in range(16)]
+    alone = [call(address, "POST", "/search", {"query": q, "k": 3})[1] for q in questions]
     before = service.batcher.stats.batches
     barrier = threading.Barrier(16)
-    statuses: list[int] = []
+    answers: dict[int, tuple[int, Any]] = {}
 
     def one(i: int) -> None:
         barrier.wait()
-        statuses.append(call(address, "POST", "/search", {"query": f"question number {i}"})[0])
+        status, body, _ = call(address, "POST", "/search", {"query": questions[i], "k": 3})
+        answers[i] = (status, body)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    assert statuses == [200] * 16
+    assert [answers[i][0] for i in range(16)] == [200] * 16
     assert service.batcher.stats.batches - before < 16 and service.batcher.stats.largest > 1
+    for i, single in enumerate(alone):
+        body = answers[i][1]
+        assert body["answered"] == single["answered"]
+        assert [r["id"] for r in body["results"]] == [r["id"] for r in single["results"]]
+        assert [r["score"] for r in body["results"]] == pytest.approx(
+            [r["score"] for r in single["results"]], abs=1e-5
+        )
 
 
 # -- hot reload ----------------------------------------------------------------------
@@ -589,6 +606,12 @@ def test_cli_serve_errors(index: Path, tmp_path: Path, monkeypatch: pytest.Monke
     assert missing.exit_code == 1 and missing.stderr.startswith("semsearch: error: no index folder")
     bad = runner.invoke(app, ["serve", str(index), "--max-batch", "0"])
     assert bad.exit_code == 1 and "max_batch" in bad.stderr
+    for option, value, key in (
+        ("--piece-share", "2", "piece_share"),
+        ("--workers", "-1", "workers"),
+    ):
+        bad = runner.invoke(app, ["serve", str(index), option, value])
+        assert bad.exit_code == 1 and key in bad.stderr
     monkeypatch.setitem(sys.modules, "fastapi", None)  # as if the extra were not installed
     result = runner.invoke(app, ["serve", str(index)])
     assert result.exit_code == 1
