@@ -97,7 +97,7 @@ EMBED_TARGETS = {"onnx": 1.8, "onnx-int8": 3.0}  # reference / semsearch, at lea
 SHORT_TIMEOUT = 600.0  # seconds for one short command
 EMBED_TIMEOUT = 3600.0  # seconds for one embed command
 URL_RE = re.compile(r" at (https?://[^\s/]+)")
-HIT_RE = re.compile(r"^\s*\d+\.\s+\S+\s+\[([^\]]+)\]")
+HIT_RE = re.compile(r"^\s*\d+\.\s+\S+(?:\s+(?:fused|bm25)\s+\S+)?\s+\[([^\]]+)\]")
 
 PREPARE_SCRIPT = '''\
 """The FAQ's index texts (question column) encoded once with sentence-transformers."""
