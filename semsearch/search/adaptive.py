@@ -334,7 +334,14 @@ def choose(store: IndexStore, encoder: VectorEncoder) -> dict[str, Any] | None:
             "questions": len(pseudo),
         }
     else:
-        choice = decide(score_grid(store, encoder, pseudo, SearchConfig().candidates))
+        reported = getattr(encoder, "report_truncation", False)
+        if reported:  # the build already said how many of the entries were truncated
+            encoder.report_truncation = False  # type: ignore[attr-defined]
+        try:
+            choice = decide(score_grid(store, encoder, pseudo, SearchConfig().candidates))
+        finally:
+            if reported:
+                encoder.report_truncation = True  # type: ignore[attr-defined]
     seconds = time.perf_counter() - started
     log.info("hybrid fusion: %s (%.1f s)", choice["rule"], seconds)
     return {**choice, "count": store.count, "seconds": round(seconds, 3)}
