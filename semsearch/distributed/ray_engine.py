@@ -76,6 +76,9 @@ class ShardWorker:
     def encode(self, texts: list[str]) -> np.ndarray:
         return self.encoder.encode(texts, show_progress=False)
 
+    def count(self, part: Part, reading: Reading) -> tuple[int, int]:
+        return count(part, reading)
+
 
 def _shape(ray: Any, settings: RaySettings, threads: int | None) -> tuple[int, int]:
     """How many actors, and how many CPUs (encoder threads) each, on this cluster."""
@@ -224,21 +227,22 @@ class ShardPool:
         return IndexStore.build_with(output, write, index_type=index_type, params=params)
 
     def _numbered(self, parts: list[Part], reading: Reading) -> list[Part]:
-        """The parts with their first lines and rows, counted by tasks where needed
-        (zero CPUs: the actors hold the cluster's; counting is reading)."""
+        """The parts with their first lines and rows, counted by the actors where needed
+        (they are up and have semsearch's readers loaded: a task would start a process
+        a part, seconds each, for what is a read of the part)."""
         by_rows = reading.fields.id is None
         if not needs_counts(parts, by_rows):
             return parts
         cut = {part.file for part in parts if part.cut}
-        task = self.ray.remote(count).options(num_cpus=0)
         # only what a later part starts from: rows where ids are row numbers, else the
         # lines of the files cut into byte ranges (a .csv is not parsed twice for nothing)
-        wanted = [by_rows or part.file in cut for part in parts]
+        wanted = [part for part in parts if by_rows or part.file in cut]
         calls = [
-            task.remote(part, reading) for part, want in zip(parts, wanted, strict=True) if want
+            self.actors[n % len(self.actors)].count.remote(part, reading)
+            for n, part in enumerate(wanted)
         ]
-        found = iter(self._get(calls))
-        return numbered(parts, [next(found) if want else (0, 0) for want in wanted])
+        found = dict(zip((part.number for part in wanted), self._get(calls), strict=True))
+        return numbered(parts, [found.get(part.number, (0, 0)) for part in parts])
 
     def _write_all(
         self,

@@ -176,8 +176,8 @@ def score_grid(
         words = lexical.scores_of(matches, pool).astype(np.float64)
         for s, share in enumerate(shares):
             views = fusion.Rule("convex", 1.0, share, "index").dense(text, other)
-            for w, weight in enumerate(WEIGHTS):
-                gains[i, s, w] = _gain(fusion.convex(views, words, weight), found, len(right))
+            fused = np.stack([fusion.convex(views, words, weight) for weight in WEIGHTS])
+            gains[i, s] = _gains(fused, found, len(right))
     return Scored(gains, shares, WEIGHTS)
 
 
@@ -195,6 +195,11 @@ def _answers(live: Sequence[tuple[int, Record]], parts: Parts) -> dict[int, list
 
 
 _DISCOUNTS = 1.0 / np.log2(np.arange(2, DEPTH + 2))
+# _PARTIAL[lo, hi]: the discounts of places lo..hi-1 summed, as np.sum sums them
+_PARTIAL = np.array(
+    [[np.sum(_DISCOUNTS[np.arange(lo, max(lo, hi))]) for hi in range(DEPTH + 1)]
+     for lo in range(DEPTH + 1)]
+)  # fmt: skip
 
 
 def _gain(fused: np.ndarray, right: np.ndarray, count: int) -> float:
@@ -202,12 +207,18 @@ def _gain(fused: np.ndarray, right: np.ndarray, count: int) -> float:
     by `fused` (the others were not found). An entry tied with others gets the mean of
     the places the tie spans: its expected place when ties fall at random (the answers of
     one question tie in its view; no place is more right than another)."""
-    dcg = 0.0
+    return float(_gains(np.asarray(fused)[None, :], right, count)[0])
+
+
+def _gains(fused: np.ndarray, right: np.ndarray, count: int) -> np.ndarray:
+    """`_gain` of each row of `fused` (one ranking of the pool a row): the grid's weights
+    at once, as a build scores them."""
+    dcg = np.zeros(len(fused))
     for at in right.tolist():
-        above = int(np.sum(fused > fused[at]))
-        tied = int(np.sum(fused == fused[at]))  # itself included
-        places = np.arange(above, above + tied)
-        dcg += float(np.sum(_DISCOUNTS[places[places < DEPTH]]) / tied)
+        score = fused[:, at : at + 1]
+        above = np.sum(fused > score, axis=1)
+        tied = np.sum(fused == score, axis=1)  # itself included
+        dcg += _PARTIAL[np.minimum(above, DEPTH), np.minimum(above + tied, DEPTH)] / tied
     return dcg / float(np.sum(_DISCOUNTS[: min(count, DEPTH)]))
 
 

@@ -103,7 +103,7 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def local_ray(onnx_cache: Path) -> Iterator[Any]:
+def local_ray(onnx_cache: Path, tiny_bert: Path) -> Iterator[Any]:
     """One local Ray for the module (started after the ONNX cache is set, so the
     workers inherit it); `semsearch index --engine ray` in this process joins it.
 
@@ -113,6 +113,9 @@ def local_ray(onnx_cache: Path) -> Iterator[Any]:
     threads, omp = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"  # the Ray workers inherit it
     torch.set_num_threads(1)
+    # the tiny BERT's ONNX export made here, once, where torch is loaded already: else
+    # the first actors of an onnx build each import torch and export it (~10 s of CPU)
+    load_encoder(kind="bert", model=str(tiny_bert), backend="onnx").prepare()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
