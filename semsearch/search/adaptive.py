@@ -157,6 +157,7 @@ def score_grid(
     second = store.search_rowids(vectors, candidates + 1, second=True) if store.second else None
     shares = SHARES if store.second is not None else (1.0,)
     gains = np.zeros((len(pseudo), len(shares), len(WEIGHTS)))
+    grid = np.array(WEIGHTS)
     for i, entry in enumerate(pseudo):
         lists = [_kept(dense[i], entry.rowid, own_text[i], candidates)]
         if second is not None:
@@ -176,8 +177,7 @@ def score_grid(
         words = lexical.scores_of(matches, pool).astype(np.float64)
         for s, share in enumerate(shares):
             views = fusion.Rule("convex", 1.0, share, "index").dense(text, other)
-            fused = np.stack([fusion.convex(views, words, weight) for weight in WEIGHTS])
-            gains[i, s] = _gains(fused, found, len(right))
+            gains[i, s] = _gains(fusion.convex(views, words, grid), found, len(right))
     return Scored(gains, shares, WEIGHTS)
 
 

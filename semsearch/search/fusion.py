@@ -60,17 +60,21 @@ def minmax(values: np.ndarray) -> np.ndarray:
 def convex(
     dense: np.ndarray,
     lexical: np.ndarray | None,
-    dense_weight: float,
+    dense_weight: float | np.ndarray,
     spans: tuple[Span, Span | None] | None = None,
 ) -> np.ndarray:
     """w x minmax(dense) + (1 - w) x minmax(lexical); `dense` is already the sum of the
     dense views. `spans` (dense, lexical) normalise with a pool's range instead of the
-    values' own. Without a lexical part the dense ranking is kept, scaled by w."""
+    values' own. Without a lexical part the dense ranking is kept, scaled by w. An array
+    of weights gives a row each (a build scores its grid of fusions so)."""
     dense_span, lexical_span = spans or (Span.of(dense), None)
-    fused = dense_weight * dense_span.scale(dense)
+    weight = np.asarray(dense_weight, dtype=np.float64)
+    if weight.ndim:
+        weight = weight[:, None]
+    fused = weight * dense_span.scale(dense)
     if lexical is not None:
         lexical_span = lexical_span or Span.of(lexical)
-        fused = fused + (1.0 - dense_weight) * lexical_span.scale(lexical)
+        fused = fused + (1.0 - weight) * lexical_span.scale(lexical)
     return fused
 
 
