@@ -36,8 +36,11 @@ lint: setup
 	$(BIN)/ruff format --check semsearch tests bench
 	$(BIN)/mypy semsearch
 
+# PYTHONDONTWRITEBYTECODE= : the tests start ~100 Python processes (CLI runs, Ray
+# workers, servers); where the environment turns Python's bytecode cache off (ours
+# does), each would compile semsearch again, and pytest its rewritten test modules.
 test: lint
-	$(BIN)/pytest -q -rs -n $(WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -q -rs -n $(WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 # Every bench script at full size (see the README's Development section for how long);
 # scripts that print their report are written to the bench/results/ file they document.

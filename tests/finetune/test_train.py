@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from semsearch.cli.main import app
 from semsearch.finetune.pairs import read_corpus, read_labels, relevance, split_held_out
-from semsearch.finetune.sampler import EntryBatchSampler
 
 runner = CliRunner()
 
@@ -72,7 +71,11 @@ def sha256(path: Path) -> str:
 
 
 # -- the sampler ----------------------------------------------------------------------------
+# Imported where used: it imports sentence-transformers (3 s), which every pytest-xdist
+# worker would pay while collecting, whether or not it runs these tests.
 def test_the_sampler_never_puts_two_pairs_of_one_entry_in_a_batch() -> None:
+    from semsearch.finetune.sampler import EntryBatchSampler
+
     keys = [frozenset({f"e{i % 5}"}) for i in range(20)]  # four pairs of each of 5 entries
     keys += [frozenset({"e0", "e6"}), frozenset({"e6", "e7"})]  # mined negatives count too
     sampler = EntryBatchSampler(list(range(len(keys))), batch_size=4, drop_last=False, keys=keys)
@@ -93,6 +96,8 @@ def test_the_sampler_never_puts_two_pairs_of_one_entry_in_a_batch() -> None:
 
 
 def test_the_sampler_lets_unrelated_pairs_fill_whole_batches() -> None:
+    from semsearch.finetune.sampler import EntryBatchSampler
+
     keys = [frozenset({str(i)}) for i in range(10)]
     sampler = EntryBatchSampler(list(range(10)), batch_size=4, drop_last=True, keys=keys)
     assert [len(batch) for batch in sampler] == [4, 4] and len(sampler) == 2
