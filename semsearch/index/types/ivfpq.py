@@ -331,6 +331,7 @@ class IVFPQType(IndexType):
     )
     # 0: no OPQ rotation, no exact re-ranking, a flat coarse quantizer
     zero_allowed = frozenset({"opq", "rerank", "hnsw_quantizer"})
+    added_params: ClassVar[dict[str, int]] = {"hnsw_quantizer": 0}  # flat before it
     removes = False
     view_class = OnDiskVectors
 
@@ -374,7 +375,7 @@ class IVFPQType(IndexType):
 
     def factory(self, params: dict[str, int]) -> str:
         opq = f"OPQ{params['M']}," if params["opq"] else ""
-        links = params.get("hnsw_quantizer", 0)  # absent from manifests written before it
+        links = params["hnsw_quantizer"]
         quantizer = f"_HNSW{links}" if links else ""
         return f"{opq}IVF{params['nlist']}{quantizer},PQ{params['M']}x{params['nbits']}"
 
@@ -396,7 +397,7 @@ class IVFPQType(IndexType):
         matrix = as_matrix(training, dim, "training vectors")
         chosen = training_sample(len(matrix), params)
         index.train(matrix if chosen is None else matrix[chosen])
-        if params.get("hnsw_quantizer"):
+        if params["hnsw_quantizer"]:
             _graph_quantizer(index, params["hnsw_quantizer"])
         return OnDiskVectors(index, self, params)
 
