@@ -34,6 +34,7 @@ from semsearch.corpus import open_corpus
 from semsearch.encoders import load_encoder
 from semsearch.errors import InputError
 from semsearch.index import IndexStore
+from semsearch.index.types.ivfpq import hnsw_quantizer
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'semsearch[ray]')")
 
@@ -450,17 +451,24 @@ def test_shards_of_a_cut_file_assemble_the_local_build(
 def test_an_ivfpq_build_on_ray_finds_what_a_local_one_finds(
     local_ray: Any, tiny_bert: Path, tmp_path: Path
 ) -> None:
+    """With the HNSW coarse quantizer (a default from 4,096 lists, asked for here): the
+    Ray tasks fill the lists through it as a local build's threads do."""
     corpus = write_jsonl(tmp_path / "faq.jsonl", faq_rows(600, seed=6))
+    config = tmp_path / "hnsw.toml"
+    config.write_text('[index]\ntype = "ivfpq"\nparams = { hnsw_quantizer = 32 }\n')
     encoder = load_encoder(kind="bert", model=str(tiny_bert), backend="onnx")
     queries = encoder.encode([row["question"] for row in faq_rows(40, seed=7)])
     found = {}
     for engine in ("local", "ray"):
         folder = tmp_path / engine
         extra = ["--workers", "2"] if engine == "ray" else []
-        done = run("index", corpus, "-o", folder, *tiny(tiny_bert, "onnx"), "--index-type",
-                   "ivfpq", "--engine", engine, *extra, "-q")  # fmt: skip
+        done = run("index", corpus, "-o", folder, *tiny(tiny_bert, "onnx"), "--config",
+                   config, "--engine", engine, *extra, "-q")  # fmt: skip
         assert done.exit_code == 0, done.output
         found[engine] = top10(folder, queries)
+        with IndexStore.open(folder) as store:
+            assert store.manifest.index.faiss_factory == "IVF15_HNSW32,PQ4x8"
+            assert hnsw_quantizer(store.vectors.index) is not None
     assert rows_of(tmp_path / "ray") == rows_of(tmp_path / "local")
     with IndexStore.open(tmp_path / "local") as store:  # exact: every kept vector scanned
         full, ids = np.asarray(store.vectors.full, dtype=np.float32), store.vectors.ids
