@@ -398,17 +398,23 @@ def write_jsonl(path: Path, rows: list[dict[str, str]]) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def jsonl2k(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The 2,000 rows as .jsonl: cut into byte ranges, a part per worker and more."""
-    return write_jsonl(tmp_path_factory.mktemp("corpus") / "faq.jsonl", faq_rows(ROWS))
+EQUAL_ROWS = 5000
+"""The .jsonl corpus that a Ray flat build must assemble exactly as the local engine
+builds it (issue 25: "a flat build of 5k entries answers exactly as the local engine
+does")."""
 
 
 @pytest.fixture(scope="module")
-def local_flat(tiny_bert: Path, jsonl2k: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def jsonl5k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """EQUAL_ROWS rows as .jsonl: cut into byte ranges, a part per worker and more."""
+    return write_jsonl(tmp_path_factory.mktemp("corpus") / "faq.jsonl", faq_rows(EQUAL_ROWS))
+
+
+@pytest.fixture(scope="module")
+def local_flat(tiny_bert: Path, jsonl5k: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("local") / "flat"
     done = run(
-        "index", jsonl2k, "-o", folder, *tiny(tiny_bert, "onnx"), "--index-type", "flat", "-q"
+        "index", jsonl5k, "-o", folder, *tiny(tiny_bert, "onnx"), "--index-type", "flat", "-q"
     )
     assert done.exit_code == 0, done.output
     return folder
@@ -425,10 +431,10 @@ def top10(folder: Path, queries: np.ndarray) -> list[list[str]]:
 
 
 def test_shards_of_a_cut_file_assemble_the_local_build(
-    local_ray: Any, tiny_bert: Path, jsonl2k: Path, local_flat: Path, tmp_path: Path
+    local_ray: Any, tiny_bert: Path, jsonl5k: Path, local_flat: Path, tmp_path: Path
 ) -> None:
     folder = tmp_path / "ray"
-    done = run("index", jsonl2k, "-o", folder, *tiny(tiny_bert, "onnx"), "--index-type", "flat",
+    done = run("index", jsonl5k, "-o", folder, *tiny(tiny_bert, "onnx"), "--index-type", "flat",
                "--engine", "ray", "--workers", "2", "-q", "--json")  # fmt: skip
     assert done.exit_code == 0, done.output
     assert rows_of(folder) == rows_of(local_flat)
@@ -534,7 +540,7 @@ def test_a_bad_row_in_a_later_part_names_its_file_and_line(
 
 
 def test_a_killed_worker_is_restarted_and_its_part_written_again(
-    local_ray: Any, tiny_bert: Path, jsonl2k: Path, local_flat: Path, tmp_path: Path
+    local_ray: Any, tiny_bert: Path, jsonl5k: Path, local_flat: Path, tmp_path: Path
 ) -> None:
     from semsearch.config import EncoderConfig
     from semsearch.distributed.cluster import RaySettings
@@ -542,7 +548,7 @@ def test_a_killed_worker_is_restarted_and_its_part_written_again(
     from semsearch.distributed.ray_engine import shard_pool
 
     config = EncoderConfig(kind="bert", model=str(tiny_bert), backend="onnx")
-    corpus = open_corpus(jsonl2k)
+    corpus = open_corpus(jsonl5k)
     folder = tmp_path / "idx"
     killed: list[int] = []
 
