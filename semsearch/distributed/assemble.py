@@ -8,7 +8,8 @@ without the corpus in one process's memory.
   types hold every vector in memory when searched anyway; ivf and sq8 train on all of
   them, as a local build does);
 - ivfpq: a task trains it on the same sample a local build draws, one task per shard
-  fills a copy with that shard's vectors, and a last task merges the copies' lists on
+  fills a copy with that shard's vectors (`ivfpq.fill`, through the HNSW coarse
+  quantizer where nlist is large), and a last task merges the copies' lists on
   disk (`merge_lists`), writes the float16 copy block by block and finds the generic
   questions' best cosines: the process that runs `semsearch index` holds none of them;
 - BM25: merged from the shards' term counts (semsearch.index.lexical_counts).
@@ -39,6 +40,7 @@ from semsearch.index.records import RecordStore
 from semsearch.index.types import VectorIndex
 from semsearch.index.types.ivfpq import (
     IVFPQ,
+    fill,
     full_vectors_file,
     ids_file,
     merge_lists,
@@ -141,11 +143,12 @@ def train_ivfpq(
 
 
 def fill_ivfpq(trained: str, shard: Shard, first_rowid: int, second: bool, out: str) -> None:
-    """A copy of the trained index holding one shard's vectors, written to `out`."""
-    index: Any = faiss.read_index(trained)
-    for block, rowids in _blocks([shard], second):
-        index.add_with_ids(block, rowids + (first_rowid - 1))
-    faiss.write_index(index, out)
+    """A copy of the trained index holding one shard's vectors, written to `out`
+    (filled as a local build fills its shards: through the HNSW quantizer where the
+    index has one)."""
+    blocks = _blocks([shard], second)
+    shifted = ((block, rowids + (first_rowid - 1)) for block, rowids in blocks)
+    faiss.write_index(fill(faiss.read_index(trained), shifted), out)
 
 
 def merge_ivfpq(

@@ -4,6 +4,7 @@ holding the same entries. Each failure says what is wrong and to rebuild."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from semsearch.cache import remembered_sha256, sha256_of
@@ -17,7 +18,8 @@ from semsearch.index.views import Parts
 
 
 def checked_manifest(path: Path) -> Manifest:
-    """The folder's manifest, once its files are all there with their checksums."""
+    """The folder's manifest, once its files are all there with their checksums; a
+    parameter added to its type since it was written is given the value it had then."""
     if not path.is_dir():
         raise IndexFolderError(f"no index folder at {path}: run `semsearch index` to build it")
     manifest = Manifest.read(path)  # first: a folder without one is no index at all
@@ -48,14 +50,16 @@ def checked_manifest(path: Path) -> Manifest:
                 f"{name} in {path} is corrupt: its checksum does not match {MANIFEST}; "
                 "rebuild the index with `semsearch index`"
             )
-    if set(section.params) != set(kind.defaults):
+    params = {**kind.added_params, **section.params}
+    if set(params) != set(kind.defaults):
         expected = ", ".join(kind.defaults) or "none"
         given = ", ".join(section.params) or "none"
         raise IndexFolderError(
             f"{path / MANIFEST}: a {section.type} index needs the parameters "
             f"{expected}, the manifest gives {given}: rebuild the index"
         )
-    return manifest
+    complete = {key: params[key] for key in kind.defaults}
+    return dataclasses.replace(manifest, index=dataclasses.replace(section, params=complete))
 
 
 def check_counts(

@@ -71,7 +71,7 @@ def test_exhaustive_reranking_gives_flat_search_exactly(tmp_path: Path, shards: 
     )
     assert got[-1][0][0] == "r5"
     assert store.manifest.index.faiss_factory == "IVF8,PQ8x4"
-    assert store.manifest.index.params == {**SMALL, "opq": 0, "rerank": 1000}
+    assert store.manifest.index.params == {**SMALL, "opq": 0, "rerank": 1000, "hnsw_quantizer": 0}
     assert {p.name for p in store.path.iterdir()} == FILES  # no shard file is left
     assert set(store.manifest.checksums) == FILES - {"manifest.json"}
 
@@ -172,6 +172,7 @@ def test_a_corrupt_list_file_is_refused(tmp_path: Path) -> None:
         ({"nbits": 17}, "nbits must be between 1 and 16, got 17"),
         ({"rerank": -1}, "ivfpq parameter rerank must be a whole number of 0 or more, got -1"),
         ({"nlist": 5000}, "nlist=5000 needs at least that many vectors to train"),
+        ({"hnsw_quantizer": 1}, "hnsw_quantizer must be 0 (a flat coarse quantizer) or the"),
     ],
 )
 def test_bad_parameters_are_named(tmp_path: Path, params: dict[str, int], message: str) -> None:
@@ -189,10 +190,13 @@ def test_default_parameters_follow_the_corpus_size() -> None:
         "nprobe": 178,
         "opq": 0,
         "rerank": 200,
+        "hnsw_quantizer": 0,
     }
     with_opq = ivfpq.IVFPQ.resolve_params({"opq": 1, "rerank": 0}, 1000, 768)
     assert ivfpq.IVFPQ.factory(with_opq) == "OPQ96,IVF25,PQ96x8"
-    assert ivfpq.IVFPQ.resolve_params({}, 100_000_000, 384)["nlist"] == 40_000
+    huge = ivfpq.IVFPQ.resolve_params({}, 100_000_000, 384)
+    assert (huge["nlist"], huge["hnsw_quantizer"]) == (40_000, 32)
+    assert ivfpq.IVFPQ.factory(huge) == "IVF40000_HNSW32,PQ48x8"
 
 
 FAQ = [

@@ -66,7 +66,15 @@ def test_each_type_knows_its_parameters_and_factory() -> None:
         "ivf": ({"nlist": 138, "nprobe": 34}, "IVF138,Flat"),
         "sq8": ({}, "IDMap2,SQ8"),
         "ivfpq": (
-            {"nlist": 138, "M": 48, "nbits": 8, "nprobe": 32, "opq": 0, "rerank": 200},
+            {
+                "nlist": 138,
+                "M": 48,
+                "nbits": 8,
+                "nprobe": 32,
+                "opq": 0,
+                "rerank": 200,
+                "hnsw_quantizer": 0,
+            },
             "IVF138,PQ48x8",
         ),
     }

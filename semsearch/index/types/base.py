@@ -227,6 +227,9 @@ class IndexType:
     """Every parameter the type takes; None: derived from the corpus in `resolve_params`."""
     zero_allowed: ClassVar[frozenset[str]] = frozenset()
     """Parameters where 0 means off."""
+    added_params: ClassVar[dict[str, int]] = {}
+    """Parameters added after indexes of the type were first written, each with the
+    value such an index has: a manifest without one opens as that."""
     removes: ClassVar[bool] = True
     """Whether its FAISS index removes vectors by id; if not, the store tombstones them."""
     view_class: ClassVar[type[VectorIndex]] = VectorIndex
