@@ -8,7 +8,7 @@ without the corpus in one process's memory.
   types hold every vector in memory when searched anyway; ivf and sq8 train on all of
   them, as a local build does);
 - ivfpq: a task trains it on the same sample a local build draws, one task per shard
-  fills a copy with that shard's vectors (`ivfpq.fill`, through the HNSW coarse
+  fills a copy with that shard's vectors (`coarse.fill`, through the HNSW coarse
   quantizer where nlist is large), and a last task merges the copies' lists on
   disk (`merge_lists`), writes the float16 copy block by block and finds the generic
   questions' best cosines: the process that runs `semsearch index` holds none of them;
@@ -38,9 +38,9 @@ from semsearch.index.lexical_counts import merged
 from semsearch.index.manifest import Manifest
 from semsearch.index.records import RecordStore
 from semsearch.index.types import VectorIndex
+from semsearch.index.types.coarse import fill
 from semsearch.index.types.ivfpq import (
     IVFPQ,
-    fill,
     full_vectors_file,
     ids_file,
     merge_lists,

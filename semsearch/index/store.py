@@ -2,8 +2,7 @@
 
 Every write works on a temporary copy next to the folder and swaps it in only once it
 has been written, fsynced and opened again successfully (see `atomic`), so a crash,
-an exception or Ctrl-C leaves the previous index answering exactly as before.
-"""
+an exception or Ctrl-C leaves the previous index answering exactly as before."""
 
 from __future__ import annotations
 
@@ -11,6 +10,7 @@ import contextlib
 import dataclasses
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -51,8 +51,8 @@ from semsearch.params import parse_k
 
 log = logging.getLogger("semsearch")
 
-
 _OPEN_ATTEMPTS = 3
+_LOADING = threading.Lock()  # np.load reads headers with ast, unsafe in threads (gh-106905)
 
 
 class IndexStore:
@@ -99,7 +99,8 @@ class IndexStore:
             folder = atomic.interrupted(path) or path  # opening never changes a folder
             before = peek_version(folder)
             try:
-                store = cls._load(folder)
+                with _LOADING:
+                    store = cls._load(folder)
                 store.path = path  # `folder` may be where a crash left it
             except IndexFolderError:
                 if peek_version(folder) == before:

@@ -34,7 +34,7 @@ from semsearch.corpus import open_corpus
 from semsearch.encoders import load_encoder
 from semsearch.errors import InputError
 from semsearch.index import IndexStore
-from semsearch.index.types.ivfpq import hnsw_quantizer
+from semsearch.index.types.coarse import hnsw_quantizer
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'semsearch[ray]')")
 

@@ -17,7 +17,7 @@ from faiss.contrib.inspect_tools import get_invlist
 from semsearch.index import IndexStore
 from semsearch.index.layout import MANIFEST
 from semsearch.index.manifest import Manifest
-from semsearch.index.types import ivfpq
+from semsearch.index.types import coarse, ivfpq
 from tests.index_writer import HashEncoder, make_records
 
 COUNT = 3000
@@ -33,7 +33,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, Index
     """The same vectors built with a flat quantizer (0) and an HNSW one (LINKS)."""
     folder = tmp_path_factory.mktemp("quantizers")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ivfpq, "ASSIGN_EF", WALK)
+        patch.setattr(coarse, "ASSIGN_EF", WALK)
         stores = {
             links: IndexStore.build(
                 folder / str(links),
@@ -70,9 +70,9 @@ def test_an_hnsw_quantizer_finds_what_the_flat_one_finds(builds: dict[int, Index
     assert builds[LINKS].manifest.index.faiss_factory == "IVF64_HNSW4,PQ8x6"
     assert builds[LINKS].manifest.index.params["hnsw_quantizer"] == LINKS
     assert builds[0].manifest.index.faiss_factory == "IVF64,PQ8x6"
-    quantizer = ivfpq.hnsw_quantizer(graph.index)  # as opened from the folder
-    assert quantizer is not None and ivfpq.hnsw_quantizer(flat.index) is None
-    assert quantizer.hnsw.efSearch == ivfpq.probe_ef(8) == WALK  # at least nprobe
+    quantizer = coarse.hnsw_quantizer(graph.index)  # as opened from the folder
+    assert quantizer is not None and coarse.hnsw_quantizer(flat.index) is None
+    assert quantizer.hnsw.efSearch == coarse.probe_ef(8) == WALK  # at least nprobe
     centroids = faiss.extract_index_ivf(flat.index).quantizer.reconstruct_n(0, 64)
     assert np.array_equal(quantizer.storage.reconstruct_n(0, 64), centroids)  # trained alike
     ours, theirs = lists_of(graph.index), lists_of(flat.index)
@@ -108,15 +108,15 @@ def test_an_index_written_before_the_hnsw_quantizer_answers_the_same(tmp_path: P
     with IndexStore.open(tmp_path / "pq") as opened:
         assert opened.manifest.index.params == {**old, "hnsw_quantizer": 0}
         assert opened.vectors.factory == "IVF8,PQ8x4"
-        assert ivfpq.hnsw_quantizer(opened.vectors.index) is None
+        assert coarse.hnsw_quantizer(opened.vectors.index) is None
         assert [[(r.id, s) for r, s in hits] for hits in opened.search(queries, 5)] == before
 
 
 def test_the_default_follows_the_lists() -> None:
-    below = ivfpq.HNSW_QUANTIZER_NLIST - 1
+    below = coarse.HNSW_QUANTIZER_NLIST - 1
     assert ivfpq.IVFPQ.resolve_params({"nlist": below}, 10**6, 384)["hnsw_quantizer"] == 0
-    at = ivfpq.IVFPQ.resolve_params({"nlist": ivfpq.HNSW_QUANTIZER_NLIST}, 10**6, 384)
-    assert at["hnsw_quantizer"] == ivfpq.QUANTIZER_M == 32
+    at = ivfpq.IVFPQ.resolve_params({"nlist": coarse.HNSW_QUANTIZER_NLIST}, 10**6, 384)
+    assert at["hnsw_quantizer"] == coarse.QUANTIZER_M == 32
     assert ivfpq.IVFPQ.resolve_params({}, 1_000_000, 384)["hnsw_quantizer"] == 0  # 4,000 lists
     assert ivfpq.IVFPQ.resolve_params({}, 1_100_000, 384)["hnsw_quantizer"] == 32  # 4,195
     forced = ivfpq.IVFPQ.resolve_params({"hnsw_quantizer": 16}, 1000, 32)
