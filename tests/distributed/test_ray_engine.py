@@ -115,7 +115,8 @@ def local_ray(onnx_cache: Path, tiny_bert: Path) -> Iterator[Any]:
     os.environ["OMP_NUM_THREADS"] = "1"  # the Ray workers inherit it
     torch.set_num_threads(1)
     # the tiny BERT's ONNX export made here, once, where torch is loaded already: else
-    # the first actors of an onnx build each import torch and export it (~10 s of CPU)
+    # the first actors of an onnx build each import torch and export it (~10 s of CPU;
+    # test_two_nodes.py's actors do, as each node of a new cluster does)
     load_encoder(kind="bert", model=str(tiny_bert), backend="onnx").prepare()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield ray
