@@ -5,8 +5,8 @@ A part is a whole file, one Parquet row group, or a byte range of a .jsonl or .t
 a quoted field may hold line breaks, so a byte offset is not known to start a record
 without reading the file from its start. Cutting needs a few reads at the cut points
 only; where a part's first line number or first row number (the id of a corpus without
-an id field) depends on what comes before it, `count` tasks count the earlier parts'
-lines and rows on the workers, and `numbered` adds them up.
+an id field) depends on what comes before it, the workers `count` the earlier parts'
+lines and rows, and `numbered` adds them up.
 """
 
 from __future__ import annotations
