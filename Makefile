@@ -36,10 +36,14 @@ lint: setup
 	$(BIN)/ruff format --check semsearch tests bench
 	$(BIN)/mypy semsearch
 
+# ruff first (under a second); mypy runs inside the suite (tests/test_typing.py), on one
+# worker while the other runs tests: before them it held up the first test ~10 s.
 # PYTHONDONTWRITEBYTECODE= : the tests start ~100 Python processes (CLI runs, Ray
 # workers, servers); where the environment turns Python's bytecode cache off (ours
 # does), each would compile semsearch again, and pytest its rewritten test modules.
-test: lint
+test: setup
+	$(BIN)/ruff check semsearch tests bench
+	$(BIN)/ruff format --check semsearch tests bench
 	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -q -rs -n $(WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 # Every bench script at full size (see the README's Development section for how long);

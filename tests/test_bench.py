@@ -79,11 +79,14 @@ def one_cpu() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def smoke_model(tiny_sbert: Path) -> Path:
-    """The tiny model with its ONNX export made once, in this process, into the test
-    run's cache: the scripts and the semsearch processes they start find it there."""
+    """The tiny model with its ONNX exports (fp32, int8) made once, in this process, into
+    the test run's cache: the scripts and the semsearch processes they start find them
+    there (cold.py's `semsearch embed --backend onnx-int8` would otherwise import torch
+    and quantize, ~8 s of CPU, whenever no other test had made the int8 one yet)."""
     from semsearch.encoders import load_encoder
 
-    load_encoder(model=str(tiny_sbert), backend="onnx").prepare()
+    for backend in ("onnx", "onnx-int8"):
+        load_encoder(model=str(tiny_sbert), backend=backend).prepare()
     return tiny_sbert
 
 

@@ -5,7 +5,9 @@ and a missing or wrong token refused in one line naming what to set.
 The nodes are `ray start --block` processes in sessions of their own, each with one
 CPU, so the two workers of the build run one on each node; both are killed (their
 process groups, then anything left that names the cluster's temporary folder) when
-the module ends.
+the module ends. The head node's ONNX cache starts empty, so its worker exports the
+model on its node; the other node's holds the export already, as a node that built
+before would.
 """
 
 from __future__ import annotations
@@ -76,8 +78,10 @@ def _stop(nodes: list[subprocess.Popen[str]], temp: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster(onnx_cache: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """(address, the environment a driver of it needs) of a two-node cluster."""
+def cluster(onnx_cache: Path, tiny_bert: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
+    """(address, the environment a driver of it needs, the head node's ONNX cache) of a
+    two-node cluster."""
+    load_encoder(kind="bert", model=str(tiny_bert), backend="onnx").prepare()  # onnx_cache
     env = dict(
         os.environ,
         RAY_AUTH_MODE="token",
@@ -91,17 +95,18 @@ def cluster(onnx_cache: Path) -> Iterator[tuple[str, dict[str, str]]]:
     temp = tempfile.mkdtemp(prefix="ray2n", dir="/tmp")  # short: Ray's socket paths
     port = _free_port()
     address = f"127.0.0.1:{port}"
+    head_cache = Path(temp) / "head-cache"
     nodes: list[subprocess.Popen[str]] = []
     try:
         nodes.append(
             _start(
                 ["--head", "--port", str(port), "--include-dashboard", "false",
                  "--temp-dir", temp, "--disable-usage-stats"],
-                env,
+                dict(env, SEMSEARCH_CACHE=str(head_cache)),
             )
         )  # fmt: skip
         nodes.append(_start(["--address", address, "--resources", '{"second": 1}'], env))
-        yield address, env
+        yield address, env, head_cache
     finally:
         _stop(nodes, temp)
 
@@ -117,9 +122,9 @@ def _index(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
 
 
 def test_a_build_on_two_nodes_answers_as_the_local_engine(
-    cluster: tuple[str, dict[str, str]], tiny_bert: Path, tmp_path: Path
+    cluster: tuple[str, dict[str, str], Path], tiny_bert: Path, tmp_path: Path
 ) -> None:
-    address, env = cluster
+    address, env, head_cache = cluster
     corpus = write_jsonl(tmp_path / "faq.jsonl", faq_rows(1000, seed=11))
     model = tiny(tiny_bert, "onnx")
     common = [str(corpus), *model, "--index-type", "flat", "--json"]
@@ -129,6 +134,8 @@ def test_a_build_on_two_nodes_answers_as_the_local_engine(
     assert remote.returncode == 0, err
     assert json.loads(out)["count"] == 1000
     assert "encoding on 2 Ray workers, 1 CPU each" in err  # one a node: a CPU each
+    exported = [p.name.split("-")[-2] for p in (head_cache / "onnx").iterdir()]
+    assert exported == ["fp32"]  # by the worker on the head node, into its empty cache
     local = _index([*common, "-o", str(tmp_path / "local"), "-q"], dict(env, OMP_NUM_THREADS="1"))
     assert local.wait(timeout=300) == 0
     encoder = load_encoder(kind="bert", model=str(tiny_bert), backend="onnx")
@@ -145,9 +152,9 @@ def test_a_build_on_two_nodes_answers_as_the_local_engine(
 
 
 def test_a_missing_or_wrong_token_is_one_line(
-    cluster: tuple[str, dict[str, str]], tmp_path: Path
+    cluster: tuple[str, dict[str, str], Path], tmp_path: Path
 ) -> None:
-    address, env = cluster
+    address, env, _ = cluster
     corpus = write_jsonl(tmp_path / "faq.jsonl", faq_rows(3))
     missing = {k: v for k, v in env.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
     wrong = dict(env, RAY_AUTH_TOKEN=secrets.token_hex(16))

@@ -108,10 +108,8 @@ def test_query_encoder_must_match_the_index(engine, tiny_bert):
 
 
 @pytest.mark.real
-def test_demo_faq_answers_real_questions(tmp_path):
-    folder = tmp_path / "demo"
-    IndexStore.build(folder, open_corpus("examples/faq.csv").chunks(64), load_encoder())
-    engine = SearchEngine.open(folder)
+def test_demo_faq_answers_real_questions(demo_index):
+    engine = SearchEngine.open(demo_index)  # examples/faq.csv with the default model
     expectations = {
         "how can I get my notes out as PDF": "export-pdf",
         "I forgot my password": "reset-password",
