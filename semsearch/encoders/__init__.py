@@ -54,6 +54,8 @@ def load_encoder(config: EncoderConfig | None = None, **overrides: Any) -> Encod
 
         precision = "int8" if backend == "onnx-int8" else "fp32"
         cached = onnx.find_export(config, folder, precision)
+        if cached is None and precision == "int8":
+            cached = onnx.int8_from_fp32(config, folder)
         if cached is not None and cached.tokenizer is not None:
             tokenizer = FastTokenizer.from_file(
                 cached.tokenizer,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -151,6 +152,31 @@ def test_cached_and_fresh_encoders_give_identical_vectors(
         assert (cached.spec, cached.dim) == (fresh.spec, fresh.dim)
         np.testing.assert_array_equal(cached.encode(texts), vectors)
         assert cached.truncated == fresh.truncated == 1
+
+
+def test_a_first_int8_run_after_fp32_quantizes_the_cached_export_without_torch(
+    tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where only the fp32 export is cached, int8 is quantized from it: the model is not
+    loaded in torch, and the vectors are those of int8 made by exporting from torch."""
+    import semsearch.encoders
+
+    options = {"kind": "bert", "model": str(tiny_bert), "pooling": "mean"}
+    texts = ["a first text", "", "and a much longer second text " * 20]
+    monkeypatch.setenv("SEMSEARCH_CACHE", str(tmp_path / "through-torch"))
+    through_torch = load_encoder(backend="onnx-int8", **options)
+    expected = through_torch.encode(texts)  # exports fp32, then quantizes it
+    seeded = tmp_path / "fp32-only" / "onnx"
+    seeded.mkdir(parents=True)
+    for folder in (tmp_path / "through-torch" / "onnx").iterdir():
+        if "-fp32-" in folder.name:
+            shutil.copytree(folder, seeded / folder.name)
+    monkeypatch.setenv("SEMSEARCH_CACHE", str(seeded.parent))
+    monkeypatch.setattr(semsearch.encoders, "_load_torch_model", _no_torch)
+    int8 = load_encoder(backend="onnx-int8", **options)
+    np.testing.assert_array_equal(int8.encode(texts), expected)
+    assert sorted(f.name.split("-")[-2] for f in seeded.iterdir()) == ["fp32", "int8"]
+    assert int8.fingerprint == through_torch.fingerprint
 
 
 def _no_torch(*args: object) -> None:
