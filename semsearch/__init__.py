@@ -35,7 +35,9 @@ from semsearch.errors import (
 
 
 def _version() -> str:
-    """The installed distribution's version; the source tree's when not installed."""
+    """The installed distribution's version; the source tree's when not installed. Read
+    when first asked for (`__getattr__`): importing importlib.metadata costs ~27 ms, a
+    tenth of a one-shot `semsearch query` that never prints the version."""
     from importlib import metadata
 
     try:
@@ -43,8 +45,6 @@ def _version() -> str:
     except metadata.PackageNotFoundError:
         return "0.1.0"
 
-
-__version__ = _version()
 
 _LAZY = {
     "open_index": "semsearch.search.engine",
@@ -60,6 +60,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    __version__: str
     from semsearch.client import Client
     from semsearch.config import EncoderConfig, SearchConfig
     from semsearch.encoders import Encoder, load_encoder
@@ -97,6 +98,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        globals()[name] = version = _version()
+        return version
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'semsearch' has no attribute {name!r}")

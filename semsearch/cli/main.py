@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
-from semsearch import __version__
+import semsearch
 from semsearch.cli.feedback import error_line, show_library_notes
 from semsearch.cli.helptext import ReflowingGroup
 from semsearch.errors import SemsearchError
@@ -80,7 +80,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"semsearch {__version__}")
+        typer.echo(f"semsearch {semsearch.__version__}")
         raise typer.Exit()
 
 
