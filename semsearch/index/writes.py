@@ -303,7 +303,7 @@ def write_new(
         lexical = Staged(records, vectors, second_vectors, parts).lexical()
     finally:
         records.close()
-    generic = encoder.encode(threshold.generic_questions(), batch_size=batch_size)
+    generic = threshold.generic_vectors(encoder, batch_size)
     top = threshold.top_cosines(vectors, generic, set())
     written = Written(kind.name, resolved, len(matrix), vectors, second_vectors, lexical)
     finish(staging, written, encoder.fingerprint, generic, top, fields, parts, replaced)

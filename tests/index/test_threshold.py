@@ -16,7 +16,7 @@ from semsearch.config import SearchConfig
 from semsearch.corpus import open_corpus
 from semsearch.encoders import load_encoder
 from semsearch.index import IndexStore
-from semsearch.index.threshold import MARGIN, QUANTILE, generic_questions
+from semsearch.index.threshold import MARGIN, QUANTILE, generic_questions, generic_vectors
 from semsearch.search import SearchEngine
 from tests.conftest import shared_data
 from tests.index_writer import HashEncoder, make_records
@@ -268,3 +268,42 @@ def test_packaged_model_on_covidqa(tmp_path: Path) -> None:
     rate = lambda qs: np.mean([r.answered for r in engine.query_batch(qs)])  # noqa: E731
     assert rate(inside) >= 0.93
     assert rate(outside) <= 0.03
+
+
+def test_generic_vectors_are_made_once_per_encoder_and_machine(
+    tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second build with the same encoder reads the generic questions' vectors from the
+    cache ($SEMSEARCH_CACHE/generic/); another encoder gets its own file; a damaged file is
+    made again; an encoder that is not semsearch's own is asked every time."""
+    monkeypatch.setenv("SEMSEARCH_CACHE", str(tmp_path / "cache"))
+    mean = load_encoder(kind="bert", model=str(tiny_bert), backend="torch")
+    made = generic_vectors(mean)
+    np.testing.assert_allclose(made, mean.encode(generic_questions()), atol=1e-6)
+    (stored,) = (tmp_path / "cache" / "generic").iterdir()
+    asked: list[int] = []
+    monkeypatch.setattr(mean, "encode", lambda texts, **_: asked.append(len(texts)))
+    np.testing.assert_array_equal(generic_vectors(mean), made)
+    assert asked == []  # read, not encoded
+    cls = load_encoder(kind="bert", model=str(tiny_bert), backend="torch", pooling="cls")
+    assert not np.allclose(generic_vectors(cls), made)
+    assert len(list(stored.parent.iterdir())) == 2
+    stored.write_bytes(b"not an array")
+    monkeypatch.undo()
+    monkeypatch.setenv("SEMSEARCH_CACHE", str(tmp_path / "cache"))
+    np.testing.assert_array_equal(generic_vectors(mean), made)  # made again, and kept
+    np.testing.assert_array_equal(np.load(stored), made)
+    other = HashEncoder()
+    generic_vectors(other), generic_vectors(other)
+    assert other.calls == 2 and len(list(stored.parent.iterdir())) == 2
+
+
+def test_a_build_with_an_unwritable_cache_still_estimates(
+    tiny_sbert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("SEMSEARCH_CACHE", str(blocker))
+    encoder = load_encoder(model=str(tiny_sbert), backend="torch")
+    store = IndexStore.build(tmp_path / "idx", [make_records(5)], encoder, index_type="flat")
+    assert store.manifest.threshold["origin"] == "estimated"
