@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import os
+import threading
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,7 +80,7 @@ def generic_vectors(encoder: Any, batch_size: int | None = None) -> np.ndarray:
     if path is not None:
         with contextlib.suppress(OSError):  # a read-only cache only costs the next build time
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+            partial = path.with_name(f"{path.stem}.{os.getpid()}-{threading.get_ident()}.tmp.npy")
             np.save(partial, vectors)
             os.replace(partial, path)
     return vectors
