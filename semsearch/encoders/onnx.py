@@ -94,9 +94,19 @@ def export_key(settings: dict[str, Any], precision: str) -> str:
 
 
 def export_folder(config: EncoderConfig, folder: Path, precision: str) -> Path:
-    """The cache folder of `config`'s model exported at `precision` (fp32 or int8)."""
+    """The cache folder of `config`'s model exported at `precision` (fp32 or int8): one
+    made already for the same key under another name of the model (its folder's path,
+    its short name: the key covers the weights and every setting), else a new one."""
     key = export_key(source_settings(config, folder), precision)
-    return cache_root() / "onnx" / f"{cache_label(config.model)}-{precision}-{key}"
+    root = cache_root() / "onnx"
+    named = root / f"{cache_label(config.model)}-{precision}-{key}"
+    if _complete(named) or not root.is_dir():
+        return named
+    return next(filter(_complete, sorted(root.glob(f"*-{precision}-{key}"))), named)
+
+
+def _complete(folder: Path) -> bool:
+    return (folder / MODEL_FILE).is_file() and (folder / INFO_FILE).is_file()
 
 
 @dataclass(frozen=True)
@@ -253,7 +263,7 @@ def _quantize_int8(source: Path, target: Path) -> None:
 def _cached(folder: Path, what: str, build: Callable[[Path], None], info: dict[str, Any]) -> None:
     """Build `folder` (atomically) unless its model file is there already; `build` writes
     the model file into the staging folder it is given."""
-    if (folder / MODEL_FILE).is_file() and (folder / INFO_FILE).is_file():
+    if _complete(folder):
         return
     log.info("%s (once; cached in %s)", what, folder)
     started = time.perf_counter()

@@ -198,6 +198,25 @@ def test_export_is_cached_and_reused(tiny_bert, onnx_cache, caplog):
     assert '"precision": "fp32"' in info and '"seconds"' in info
 
 
+def test_one_export_serves_every_name_of_the_model(tiny_bert, onnx_cache, tmp_path, caplog):
+    """The same weights and settings named otherwise (a copy of the folder here; the
+    packaged model's short name against its path) reuse the export made under the first
+    name: its key is the same, only the folder's readable prefix differs."""
+    options = {"kind": "bert", "pooling": "mean", "layers": "-2,-1", "layer_combine": "sum"}
+    first = load_encoder(model=str(tiny_bert), backend="onnx", **options)
+    expected = first.encode(["one export, two names"])
+    made = onnx_folders(onnx_cache)
+    copy = shutil.copytree(tiny_bert, tmp_path / "elsewhere" / "same-bert")
+    caplog.set_level(logging.INFO, logger="semsearch")
+    second = load_encoder(model=str(copy), backend="onnx", **options)
+    assert second.encode(["one export, two names"]).tolist() == expected.tolist()
+    assert "exporting" not in caplog.text
+    assert onnx_folders(onnx_cache) == made
+    load_encoder(model=str(copy), backend="onnx", **{**options, "layers": "-1"}).prepare()
+    (new,) = onnx_folders(onnx_cache) - made  # other settings: its own, under its own name
+    assert new.startswith("elsewhere-same-bert-fp32-")
+
+
 def test_export_is_rebuilt_when_settings_or_weights_change(tiny_bert, onnx_cache, tmp_path):
     load_encoder(kind="bert", model=str(tiny_bert), pooling="cls", backend="onnx").prepare()
     first = onnx_folders(onnx_cache)
