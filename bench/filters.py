@@ -228,7 +228,7 @@ def main() -> None:
         print(json.dumps({"rows": rows, "texts": len(texts), "questions": len(questions)}))
     else:
         print(report)
-    path = _common.results_path("bench/filters.py", args.out, "filters.md", args.smoke)
+    path = _common.results_path("bench/filters.py", args.out, "filters.txt", args.smoke)
     _common.write_result(path, report)
     print(f"written: {path}", file=sys.stderr)
 

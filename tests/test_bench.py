@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -123,6 +124,17 @@ def run_in_process(script: str, argv: list[str]) -> object:
 
 def test_every_script_has_an_expected_smoke_output() -> None:
     assert sorted(EXPECTED) == SCRIPTS, "a bench script needs --smoke and a line in EXPECTED"
+
+
+def test_make_bench_runs_every_script_at_full_size() -> None:
+    """`make bench` is the full-size run of every script: one added to bench/ and not to
+    the Makefile would never have its committed results made again."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = re.search(r"^bench: (?:setup|demo)\n((?:\t.*\n)+)", makefile, re.M)
+    assert recipe is not None, "no bench: recipe in the Makefile"
+    ran = re.findall(r"\$\(BIN\)/python bench/(\w+\.py)(.*)", recipe.group(1))
+    assert sorted(name for name, _ in ran) == SCRIPTS
+    assert not any("--smoke" in rest for _, rest in ran)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
